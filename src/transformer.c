@@ -1,0 +1,176 @@
+/*
+ * transformer.c - receive, stamp, (re)write, forward.
+ */
+#include "transformer.h"
+
+#include "clock.h"
+#include "envelope.h"
+#include "log.h"
+#include "payload.h"
+#include "report.h"
+#include "subscriber.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct tra {
+    const il_config *c;
+    il_driver d;
+    il_meas *m;
+    il_payload *action;
+    char *body, *out;
+    size_t body_cap, out_cap;
+    uint64_t forwarded, send_failed, dropped;
+    char last_error[256];
+} tra;
+
+static void on_message(void *ud, const char *topic, const void *data, size_t len,
+                       int64_t t_recv)
+{
+    tra *t = ud;
+    char err[256], key[16];
+    const char *body = NULL;
+    int body_len = 0;
+    il_env e;
+    (void)topic;
+    if (!t_recv)
+        t_recv = il_now_us();
+    il_meas_message(t->m, data, len, t_recv);
+    if (il_env_decode(data, len, &e, NULL, NULL) != 0) {
+        t->dropped++; /* counted as malformed by il_meas_message */
+        return;
+    }
+    if (t->action && !(e.flags & IL_ENV_FIN)) {
+        body_len = il_payload_render(t->action, e.dev, e.seq, e.t_intended, t->body,
+                                     t->body_cap);
+        if (body_len >= 0)
+            body = t->body;
+    }
+    int n = il_env_add_hop(data, len, t_recv, body, (size_t)(body ? body_len : 0),
+                           (uint8_t *)t->out, t->out_cap);
+    if (n < 0) {
+        t->dropped++;
+        return;
+    }
+    snprintf(key, sizeof key, "%u", e.dev);
+    if (t->d.vt->publish(t->d.inst, t->c->out_topic, key, t->out, (size_t)n, err,
+                         sizeof err) == 0) {
+        t->forwarded++;
+        return;
+    }
+    t->send_failed++;
+    if (strcmp(err, t->last_error) != 0) {
+        il_log(IL_LOG_WARN, "forward to %s failed: %s", t->c->out_topic, err);
+        snprintf(t->last_error, sizeof t->last_error, "%s", err);
+    }
+}
+
+static int load_action(tra *t)
+{
+    const il_config *c = t->c;
+    char err[512];
+    int rc = 0;
+    if (c->action_file)
+        rc = il_payload_from_file(c->action_file, (uint64_t)c->seed, &t->action, err,
+                                  sizeof err);
+    else if (c->action)
+        rc = il_payload_from_template(c->action, (uint64_t)c->seed, &t->action, err,
+                                      sizeof err);
+    if (rc) {
+        il_log(IL_LOG_ERROR, "%s: %s", c->action_file ? "IOTLAT_ACTION_FILE" : "IOTLAT_ACTION",
+               err);
+        return 2;
+    }
+    t->body_cap = t->action ? il_payload_max_len(t->action) + 1 : 1;
+    t->out_cap = (size_t)c->max_message + t->body_cap + 256;
+    t->body = malloc(t->body_cap);
+    t->out = malloc(t->out_cap);
+    return t->body && t->out ? 0 : 1;
+}
+
+static int write_json(tra *t, int64_t t0, int64_t t1, il_hist *h)
+{
+    const il_config *c = t->c;
+    char tmp[1024];
+    FILE *f = il_report_open(c->report_json, tmp, sizeof tmp);
+    if (!f)
+        goto fail;
+    il_report_json_head(f, "transformer", c, &t->d, t0, t1);
+    fprintf(f, "\"forwarded\":%llu,\"send_failed\":%llu,\"dropped\":%llu,\"input\":{",
+            (unsigned long long)t->forwarded, (unsigned long long)t->send_failed,
+            (unsigned long long)t->dropped);
+    il_meas_report_json(t->m, f, h);
+    fprintf(f, "},");
+    il_report_json_tail(f, c, &t->d);
+    fprintf(f, "}\n");
+    if (il_report_commit(f, tmp, c->report_json) == 0)
+        return 0;
+fail:
+    il_log(IL_LOG_ERROR, "IOTLAT_REPORT_JSON='%s': cannot write: %s", c->report_json,
+           strerror(errno));
+    return 1;
+}
+
+int il_transformer_run(const il_config *c)
+{
+    tra *t = calloc(1, sizeof *t);
+    il_hist *h = malloc(sizeof(il_hist));
+    char err[512];
+    int rc;
+    if (!t || !h) {
+        free(t);
+        free(h);
+        return 1;
+    }
+    t->c = c;
+    if ((rc = load_action(t)))
+        goto out;
+    if ((rc = il_driver_setup(&t->d, c->driver, c->plugin_dir,
+                              IOTLAT_ROLE_PUBLISH | IOTLAT_ROLE_SUBSCRIBE)))
+        goto out;
+    t->m = il_meas_new();
+    if (!t->m) {
+        rc = 1;
+        goto close;
+    }
+    /* Subscribe only once the way downstream is ready, so the publisher's
+     * wait for us also covers the rest of the chain. */
+    if (t->d.vt->wait_ready && c->wait_ready_us > 0 &&
+        t->d.vt->wait_ready(t->d.inst, c->out_topic, (int)(c->wait_ready_us / 1000), err,
+                            sizeof err))
+        il_log(IL_LOG_WARN, "starting anyway: %s", err);
+    if (t->d.vt->subscribe(t->d.inst, c->in_topic, on_message, t, err, sizeof err)) {
+        il_log(IL_LOG_ERROR, "IOTLAT_IN_TOPIC='%s': %s", c->in_topic, err);
+        rc = 1;
+        goto close;
+    }
+    il_log(IL_LOG_INFO, "forwarding %s -> %s via %s%s", c->in_topic, c->out_topic,
+           t->d.vt->name, t->action ? " with an action body" : "");
+    int64_t t0 = il_now_us();
+    rc = il_receive_loop(c, &t->d, t->m, "[tra]", t0);
+    if (t->d.vt->flush(t->d.inst, (int)(c->grace_us / 1000), err, sizeof err))
+        il_log(IL_LOG_WARN, "flush: %s", err);
+    int64_t t1 = il_now_us();
+    il_meas_roll(t->m);
+    printf("iotlat-transformer report (run %s, driver %s, %s -> %s, %.1fs)\n", c->run_id,
+           t->d.vt->name, c->in_topic, c->out_topic, (double)(t1 - t0) / 1e6);
+    printf("  forwarded %llu, forward failed %llu, dropped (malformed) %llu\n",
+           (unsigned long long)t->forwarded, (unsigned long long)t->send_failed,
+           (unsigned long long)t->dropped);
+    printf("input:\n");
+    il_meas_report_text(t->m, stdout, h);
+    fflush(stdout);
+    if (c->report_json && write_json(t, t0, t1, h))
+        rc = 1;
+close:
+    il_driver_close(&t->d);
+out:
+    il_meas_free(t->m);
+    il_payload_free(t->action);
+    free(t->body);
+    free(t->out);
+    free(t);
+    free(h);
+    return rc;
+}
