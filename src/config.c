@@ -240,6 +240,10 @@ static const opt options[] = {
      "how long to wait for the path downstream to be ready (brokerless drivers: "
      "subscribers connected) before sending",
      "30s", 0, 3600, NULL, 0},
+    {"IOTLAT_SPIN", PUB, T_DURATION, OFF(spin_us), "0",
+     "busy-wait this long before each due message instead of sleeping: the "
+     "kernel wakes a sleeper tens of us late, a spin is on time but costs CPU",
+     "100us", 0, 0.01, NULL, 0},
     {"IOTLAT_GRACE", IL_ROLE_ALL, T_DURATION, OFF(grace_us), "2s",
      "after the end: how long to wait for messages still in flight", "5s", 0, 3600,
      NULL, 0},

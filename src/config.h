@@ -53,6 +53,7 @@ typedef struct il_config {
     int64_t progress_us;   /* IOTLAT_PROGRESS: interval, 0 = off */
     int64_t wait_ready_us; /* IOTLAT_WAIT_READY */
     int64_t grace_us;      /* IOTLAT_GRACE */
+    int64_t spin_us;       /* IOTLAT_SPIN */
     int stop_at_end;       /* IOTLAT_STOP_AT_END */
     int log_level;         /* IOTLAT_LOG_LEVEL */
     int64_t max_message;   /* IOTLAT_MAX_MESSAGE: bytes */

@@ -255,13 +255,21 @@ static size_t fmt_now(char *o, int64_t t_us)
     return (size_t)(o + 7 - o0);
 }
 
+/* Random hex, two digits per table lookup, 16 digits per generator call. */
+#define HEX(x) #x "0" #x "1" #x "2" #x "3" #x "4" #x "5" #x "6" #x "7" \
+               #x "8" #x "9" #x "a" #x "b" #x "c" #x "d" #x "e" #x "f"
+static const char hexpairs[] = HEX(0) HEX(1) HEX(2) HEX(3) HEX(4) HEX(5) HEX(6)
+    HEX(7) HEX(8) HEX(9) HEX(a) HEX(b) HEX(c) HEX(d) HEX(e) HEX(f);
+
 static void put_hex(char *o, size_t n, uint64_t *rng)
 {
-    static const char hx[] = "0123456789abcdef";
     while (n) {
-        uint64_t r = next(rng); /* high bits of xorshift64* are the best */
-        for (int k = 0; k < 16 && n; k++, n--, r <<= 4)
-            *o++ = hx[r >> 60];
+        uint64_t r = next(rng); /* the high bits of xorshift64* are best */
+        size_t m = n < 16 ? n : 16;
+        for (n -= m; m >= 2; m -= 2, o += 2, r <<= 8)
+            memcpy(o, hexpairs + (r >> 56) * 2, 2);
+        if (m)
+            *o++ = hexpairs[(r >> 56) * 2];
     }
 }
 
@@ -775,6 +783,20 @@ int il_payload_from_file(const char *path, uint64_t seed, il_payload **out,
     return 0;
 }
 
+/* Most parts are a few bytes long, where calling memcpy costs more than the
+ * copy itself; two overlapping fixed-size moves cover any short length. */
+static void copy(char *o, const char *s, size_t n)
+{
+    if (n >= 16)
+        memcpy(o, s, n);
+    else if (n >= 8)
+        memcpy(o, s, 8), memcpy(o + n - 8, s + n - 8, 8);
+    else if (n >= 4)
+        memcpy(o, s, 4), memcpy(o + n - 4, s + n - 4, 4);
+    else if (n)
+        o[0] = s[0], o[n / 2] = s[n / 2], o[n - 1] = s[n - 1];
+}
+
 /* ---- public API: use --------------------------------------------------- */
 
 int il_payload_render(il_payload *p, uint32_t dev, uint64_t seq, int64_t t_us,
@@ -815,15 +837,8 @@ int il_payload_render(il_payload *p, uint32_t dev, uint64_t seq, int64_t t_us,
             n = (size_t)(te - s);
         if (cap - pos < n)
             return IL_PAYLOAD_ENOSPC;
-        /* Most parts are a few bytes long, where a libc memcpy call costs
-         * more than the copy; fixed 8-byte copies compile to plain moves. */
-        char *o = out + pos;
+        copy(out + pos, s, n);
         pos += n;
-        for (; n >= 8; n -= 8, o += 8, s += 8)
-            memcpy(o, s, 8);
-        for (size_t k = 4; k; k >>= 1)
-            if (n & k)
-                memcpy(o, s, k), o += k, s += k;
     }
     return (int)pos;
 }

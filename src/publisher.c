@@ -219,7 +219,9 @@ static void tick_cb(uv_timer_t *t)
                 rt_drain(p, 0);
             }
         } else {
-            il_sleep_until_us(next);
+            il_sleep_until_us(next - p->c->spin_us);
+            while (il_now_us() < next)
+                ;
         }
         now = il_now_us();
     }

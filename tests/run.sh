@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Runs every test, each in its own process: the cmocka unit tests built into
+# $O/obj/tests, then the integration scripts in tests/integration, which start
+# real processes on loopback.  Prints one line per test and a closing
+# "N passed, N failed" line; exits non-zero if anything failed.
+set -u
+cd "$(dirname "$0")/.."
+O=${O:-.}
+export IL_BIN_DIR=$PWD/$O/bin
+export IL_PLUGIN_DIR=$PWD/$O/plugins
+export IL_TEST_PLUGIN_DIR=$PWD/$O/plugins
+export IL_TEST_DRIVERS_DIR=$PWD/$O/obj/tests/drivers
+export IL_UNIT_DIR=$PWD/$O/obj/tests
+# Sanitizer builds: fail on the first report, and leaks count.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+LOGDIR=$(mktemp -d /tmp/iotlat-tests.XXXXXX)
+passed=0 failed=0 failures=()
+
+run() { # name, command...
+    local name=$1; shift
+    local log="$LOGDIR/${name//\//_}.log" start=$SECONDS
+    if timeout 600 "$@" >"$log" 2>&1; then
+        passed=$((passed + 1)); printf 'PASS %-40s %3ds\n' "$name" $((SECONDS - start))
+    else
+        failed=$((failed + 1)); failures+=("$name")
+        printf 'FAIL %-40s %3ds (log: %s)\n' "$name" $((SECONDS - start)) "$log"
+        tail -n 40 "$log" | sed 's/^/    | /'
+    fi
+}
+
+for t in "$IL_UNIT_DIR"/test_*; do
+    [ -x "$t" ] || continue
+    run "unit/$(basename "$t")" "$t"
+done
+for t in tests/integration/test_*.sh; do
+    [ -f "$t" ] || continue
+    run "integration/$(basename "$t" .sh)" bash "$t"
+done
+
+echo
+if [ $failed -gt 0 ]; then printf 'failed: %s\n' "${failures[@]}"; fi
+echo "$passed passed, $failed failed"
+[ $failed -eq 0 ] && [ $passed -gt 0 ]
