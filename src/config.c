@@ -19,6 +19,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #ifndef IL_VERSION
 #define IL_VERSION "0.1.0-dev"
@@ -519,6 +520,26 @@ void il_config_load(il_config *c, int role, const char *program, int argc,
                 "expected a duration above 0 such as 10s\n",
                 program);
         exit(IL_CONFIG_EXIT_USAGE);
+    }
+    /* A report that cannot be written is only discovered at the end of a
+     * long run unless its directory is checked now. */
+    if (c->report_json) {
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", c->report_json);
+        char *slash = strrchr(dir, '/');
+        if (slash == dir)
+            dir[1] = '\0';
+        else if (slash)
+            *slash = '\0';
+        else
+            snprintf(dir, sizeof dir, ".");
+        if (access(dir, W_OK) != 0) {
+            fprintf(stderr,
+                    "%s: error: IOTLAT_REPORT_JSON='%s' is invalid: directory %s is "
+                    "not writable (%s): expected a path in a writable directory\n",
+                    program, c->report_json, dir, strerror(errno));
+            exit(IL_CONFIG_EXIT_USAGE);
+        }
     }
     if (!c->run_id) {
         char id[64];

@@ -121,8 +121,8 @@ int il_driver_load(il_driver *d, const char *name, const char *plugin_dir,
     }
     d->dl = dlopen(d->path, RTLD_NOW | RTLD_LOCAL);
     if (!d->dl) {
-        snprintf(errbuf, errlen, "cannot load driver '%s' from %s: %s", name, d->path,
-                 dlerror());
+        snprintf(errbuf, errlen, "IOTLAT_DRIVER='%s': cannot load the driver from %s: %s",
+                 name, d->path, dlerror());
         return IL_DRIVER_ELOAD;
     }
     /* POSIX allows converting dlsym's void* to a function pointer; the

@@ -269,12 +269,23 @@ enum { F_V, F_PUB, F_DEV, F_SEQ, F_TI, F_TS, F_HOP, F_FIN, F_DEVICES, F_N };
 #define REQUIRED ((1u << F_V) | (1u << F_PUB) | (1u << F_DEV) | \
                   (1u << F_SEQ) | (1u << F_TI) | (1u << F_TS))
 
-static const struct {
-    const char *name;
-    size_t len;
-} fields[F_N] = {{"v", 1},          {"pub", 3},    {"dev", 3},
-                 {"seq", 3},        {"t_intended", 10}, {"t_sent", 6},
-                 {"t_hop", 5},      {"fin", 3},    {"devices", 7}};
+/* Identifies an envelope key.  Comparing against constant lengths lets the
+ * compiler inline each memcmp as one or two loads. */
+static int field_of(const uint8_t *k, size_t n)
+{
+#define IS(s) (n == sizeof s - 1 && memcmp(k, s, sizeof s - 1) == 0)
+    return IS("v")         ? F_V
+         : IS("pub")       ? F_PUB
+         : IS("dev")       ? F_DEV
+         : IS("seq")       ? F_SEQ
+         : IS("t_intended") ? F_TI
+         : IS("t_sent")    ? F_TS
+         : IS("t_hop")     ? F_HOP
+         : IS("fin")       ? F_FIN
+         : IS("devices")   ? F_DEVICES
+                           : F_N;
+#undef IS
+}
 
 /* Parses the envelope object starting at its '{' into *e.  A field given
  * twice is rejected rather than guessed at; unknown keys are skipped so that
@@ -295,9 +306,7 @@ static const uint8_t *parse_env(const uint8_t *p, const uint8_t *end,
     for (;;) {
         if (!(p = member_key(p, end, &k, &kn)))
             return NULL;
-        for (f = 0; f < F_N; f++)
-            if (fields[f].len == kn && memcmp(fields[f].name, k, kn) == 0)
-                break;
+        f = field_of(k, kn);
         if (f < F_N && (seen & (1u << f)))
             return NULL;
         seen |= 1u << f;

@@ -382,17 +382,18 @@ static int load_payload(pub *p)
                                         err, sizeof err)
                  : il_payload_from_template(c->payload, (uint64_t)c->seed, &p->payload,
                                             err, sizeof err);
+    const char *var = c->payload_file ? "IOTLAT_PAYLOAD_FILE" : "IOTLAT_PAYLOAD";
+    const char *val = c->payload_file ? c->payload_file : c->payload;
     if (rc) {
-        il_log(IL_LOG_ERROR, "%s: %s", c->payload_file ? "IOTLAT_PAYLOAD_FILE" : "IOTLAT_PAYLOAD",
-               err);
+        il_log(IL_LOG_ERROR, "%s='%s' is invalid: %s", var, val, err);
         return 2;
     }
     if (p->enc == IL_ENC_JSON && !il_payload_is_object(p->payload)) {
         il_log(IL_LOG_ERROR,
-               "%s is not a JSON object: the json encoding puts the envelope under "
-               "the key \"iotlat\" of an object; use an object template or "
-               "IOTLAT_ENCODING=binary",
-               c->payload_file ? "IOTLAT_PAYLOAD_FILE" : "IOTLAT_PAYLOAD");
+               "%s='%s' is invalid: expected a JSON object, since the json encoding "
+               "puts the envelope under the key \"iotlat\" of an object (or use "
+               "IOTLAT_ENCODING=binary)",
+               var, val);
         return 2;
     }
     p->body_cap = il_payload_max_len(p->payload) + 1;

@@ -78,8 +78,9 @@ static int load_action(tra *t)
         rc = il_payload_from_template(c->action, (uint64_t)c->seed, &t->action, err,
                                       sizeof err);
     if (rc) {
-        il_log(IL_LOG_ERROR, "%s: %s", c->action_file ? "IOTLAT_ACTION_FILE" : "IOTLAT_ACTION",
-               err);
+        il_log(IL_LOG_ERROR, "%s='%s' is invalid: %s",
+               c->action_file ? "IOTLAT_ACTION_FILE" : "IOTLAT_ACTION",
+               c->action_file ? c->action_file : c->action, err);
         return 2;
     }
     t->body_cap = t->action ? il_payload_max_len(t->action) + 1 : 1;

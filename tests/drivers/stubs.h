@@ -1,7 +1,7 @@
 /*
  * stubs.h - do-nothing driver functions shared by the deliberately broken
  * test drivers, so that each of them shows only the one thing it breaks.
- * Not a driver itself (the Makefile builds only tests/drivers/*.c).  The
+ * Not a driver itself (the Makefile builds only the .c files here).  The
  * functions are static inline so that a driver that leaves some of them out
  * of its table gets no unused-function warning.
  */
