@@ -135,18 +135,27 @@ int il_env_or_file(const char *var, char *out, size_t outlen, char *errbuf,
                  strerror(errno));
         return -1;
     }
-    size_t n = fread(out, 1, outlen, f);
-    int too_long = n == outlen;
+    /* Read one byte more than fits, plus room for the newline that `echo`
+     * or kubectl leaves at the end, which is not part of the value. */
+    char *tmp = malloc(outlen + 3);
+    size_t n = tmp ? fread(tmp, 1, outlen + 2, f) : 0;
     fclose(f);
-    if (too_long) {
+    if (!tmp) {
+        snprintf(errbuf, errlen, "%s: out of memory", fvar);
+        return -1;
+    }
+    if (n > 0 && tmp[n - 1] == '\n')
+        n--;
+    if (n > 0 && tmp[n - 1] == '\r')
+        n--;
+    if (n >= outlen) {
+        free(tmp);
         snprintf(errbuf, errlen, "%s='%s': the file is longer than %zu bytes", fvar,
                  path, outlen - 1);
         return -1;
     }
-    /* A secret file written by `echo` or kubectl ends in a newline that is
-     * not part of the secret. */
-    while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r'))
-        n--;
+    memcpy(out, tmp, n);
+    free(tmp);
     out[n] = '\0';
     return 1;
 }
@@ -398,8 +407,13 @@ void il_config_print_markdown(FILE *out)
         fprintf(out, "| `%s` | %s | ", o->var, role_names(o->roles));
         for (const char *p = o->meaning; *p; p++)
             fputs(*p == '|' ? "\\|" : (char[]){*p, 0}, out);
-        fprintf(out, " | %s%s%s | `", o->def ? "`" : "", o->def ? o->def : "unset",
-                o->def ? "`" : "");
+        /* The compiled-in plugin directory is an absolute path of the build
+         * machine; the table documents what it means instead. */
+        if (o->off == OFF(plugin_dir))
+            fprintf(out, " | the build's `plugins/` | `");
+        else
+            fprintf(out, " | %s%s%s | `", o->def ? "`" : "", o->def ? o->def : "unset",
+                    o->def ? "`" : "");
         for (const char *p = o->example; *p; p++)
             fputs(*p == '|' ? "\\|" : (char[]){*p, 0}, out);
         fprintf(out, "` |\n");

@@ -133,6 +133,7 @@ int il_driver_load(il_driver *d, const char *name, const char *plugin_dir,
                  "driver %s has no entry symbol %s: not an iotlat driver", d->path,
                  IOTLAT_DRIVER_ENTRY_NAME);
         dlclose(d->dl);
+        d->dl = NULL;
         return IL_DRIVER_ENOENTRY;
     }
     memcpy(&entry, &sym, sizeof entry);
@@ -155,6 +156,7 @@ int il_driver_load(il_driver *d, const char *name, const char *plugin_dir,
                  IOTLAT_DRIVER_ABI_MAJOR, IOTLAT_DRIVER_ABI_MINOR,
                  why[0] ? why : "no reason given");
         dlclose(d->dl);
+        d->dl = NULL;
         return IL_DRIVER_EREFUSED;
     }
     if (vt->abi_major != IOTLAT_DRIVER_ABI_MAJOR) {
@@ -163,6 +165,7 @@ int il_driver_load(il_driver *d, const char *name, const char *plugin_dir,
                  "rebuild the driver against this iotlat_driver.h",
                  d->path, vt->abi_major, IOTLAT_DRIVER_ABI_MAJOR);
         dlclose(d->dl);
+        d->dl = NULL;
         return IL_DRIVER_EABI;
     }
     if (vt->size < sizeof(iotlat_driver)) {
@@ -171,6 +174,7 @@ int il_driver_load(il_driver *d, const char *name, const char *plugin_dir,
                  "%zu)",
                  d->path, vt->size, IOTLAT_DRIVER_ABI_MAJOR, sizeof(iotlat_driver));
         dlclose(d->dl);
+        d->dl = NULL;
         return IL_DRIVER_ESHORT;
     }
     const char *missing = !vt->name        ? "name"
@@ -186,6 +190,7 @@ int il_driver_load(il_driver *d, const char *name, const char *plugin_dir,
         snprintf(errbuf, errlen, "driver %s is missing required function '%s'",
                  d->path, missing);
         dlclose(d->dl);
+        d->dl = NULL;
         return IL_DRIVER_EMISSING;
     }
     d->vt = vt;
@@ -206,6 +211,7 @@ void il_driver_close(il_driver *d)
     if (d->dl)
         dlclose(d->dl);
     d->dl = NULL;
+    d->vt = NULL; /* it pointed into the unloaded object */
 }
 
 int64_t il_driver_outage_us(const il_driver *d, int64_t now_us)

@@ -500,20 +500,33 @@ static int emit_json(const il_env *e, char sep, const uint8_t *a, size_t an,
 
 /* ---- binary ------------------------------------------------------------ */
 
-/* Byte-wise access keeps the format little-endian on any host; compilers
- * turn these loops into single loads and stores on little-endian ones. */
+/* The format is little-endian whatever the host.  On little-endian hosts a
+ * memcpy of the low n bytes is that already and compiles to plain loads and
+ * stores, which the byte loops of the portable path do not reliably do. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define HOST_LE 1
+#else
+#define HOST_LE 0
+#endif
+
 static void put_le(uint8_t *w, uint64_t v, int n)
 {
-    for (int i = 0; i < n; i++)
-        w[i] = (uint8_t)(v >> (8 * i));
+    if (HOST_LE)
+        memcpy(w, &v, (size_t)n);
+    else
+        for (int i = 0; i < n; i++)
+            w[i] = (uint8_t)(v >> (8 * i));
 }
 
 static uint64_t get_le(const uint8_t *r, int n)
 {
     uint64_t v = 0;
 
-    while (n-- > 0)
-        v = v << 8 | r[n];
+    if (HOST_LE)
+        memcpy(&v, r, (size_t)n);
+    else
+        while (n-- > 0)
+            v = v << 8 | r[n];
     return v;
 }
 
@@ -533,7 +546,6 @@ static int decode_bin(const uint8_t *msg, size_t len, il_env *e, size_t *off)
         (nh = msg[4]) > IL_ENV_MAX_HOPS ||
         len < IL_ENV_BIN_HEADER + 8u * nh)
         return IL_ENV_EMALFORMED;
-    memset(e, 0, sizeof *e);
     e->flags = msg[3];
     e->devices = (uint32_t)get_le(msg + 5, 3);
     if (e->devices && !(e->flags & IL_ENV_FIN))
@@ -544,8 +556,11 @@ static int decode_bin(const uint8_t *msg, size_t len, il_env *e, size_t *off)
     e->t_intended = (int64_t)get_le(msg + 24, 8);
     e->t_sent = (int64_t)get_le(msg + 32, 8);
     e->nhops = nh;
-    for (unsigned i = 0; i < nh; i++)
-        e->t_hop[i] = (int64_t)get_le(msg + IL_ENV_BIN_HEADER + 8 * i, 8);
+    /* Every field is assigned, unused stamps too, which is cheaper than
+     * clearing the whole struct first. */
+    for (unsigned i = 0; i < IL_ENV_MAX_HOPS; i++)
+        e->t_hop[i] =
+            i < nh ? (int64_t)get_le(msg + IL_ENV_BIN_HEADER + 8 * i, 8) : 0;
     *off = IL_ENV_BIN_HEADER + 8u * nh;
     return 0;
 }

@@ -238,6 +238,10 @@ void il_meas_report_json(il_meas *m, FILE *f, il_hist *h)
             (unsigned long long)t->received_unique, (unsigned long long)t->lost,
             t->expected == t->received_unique + t->lost ? "true" : "false",
             t->devices_with_fin == t->devices ? "true" : "false");
+    double window = (double)(m->last_us - m->first_us) / 1e6;
+    fprintf(f, "\"first_receive_us\":%lld,\"last_receive_us\":%lld,\"receive_rate\":%.1f,",
+            (long long)m->first_us, (long long)m->last_us,
+            window > 0 ? (double)t->received / window : 0.0);
     il_meas_total(&m->lat, h);
     il_report_hist_json(f, "latency_us", h);
     fputc(',', f);

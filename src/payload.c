@@ -22,16 +22,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define FILE_LIMIT ((size_t)64 << 20)  /* largest payload file we read */
 #define TEXT_LIMIT ((size_t)256 << 20) /* largest JSON a CSV may expand to */
 #define NOW_WIDTH 32 /* "-290308-12-21T19:59:05.224192Z" is 30 bytes */
 #define EINV IL_PAYLOAD_EINVAL
 
-#if defined(__GNUC__)
-#define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
+#if defined(__GNUC__) /* lets GCC and clang check the error formats */
+#define PRINTF_LIKE __attribute__((format(printf, 6, 7)))
 #else
-#define PRINTF_LIKE(f, a)
+#define PRINTF_LIKE
 #endif
 
 enum { P_LIT, P_DEV, P_DEV1, P_SEQ, P_RAND, P_RANDF, P_CHOICE, P_HEX, P_NOW };
@@ -66,7 +67,7 @@ static const char accepted[] = "accepted: device, device1, seq, rand:A:B, "
 
 /* Every error is one sentence prefixed by where it happened ("template", a
  * path, or path:line), so the user can find the offending text. */
-PRINTF_LIKE(6, 7)
+PRINTF_LIKE
 static int fail(char *eb, size_t el, int rc, const char *where, size_t lno,
                 const char *fmt, ...)
 {
@@ -117,11 +118,11 @@ static uint64_t next(uint64_t *s)
  * exactly uniform.  Spans that fit 32 bits use a multiply-shift (no division
  * per draw); wider ones reject raw values below 2^64 mod (span + 1) and take
  * the remainder; the full 64-bit span takes raw values. */
-static void set_span(part *pt, uint64_t span)
+static void set_span(part *pt, uint64_t hi)
 {
-    uint64_t n = span + 1;
-    pt->span = span;
-    pt->thr = span <= UINT32_MAX ? ((1ULL << 32) - n) % n : n ? (0 - n) % n : 0;
+    uint64_t n = hi + 1;
+    pt->span = hi;
+    pt->thr = hi <= UINT32_MAX ? ((1ULL << 32) - n) % n : n ? (0 - n) % n : 0;
 }
 
 static uint64_t draw(uint64_t *s, const part *pt)
@@ -403,28 +404,27 @@ static int compile(il_payload *p, size_t off, size_t len, const char *where,
     return 0;
 }
 
-/* The first (or last) non-blank byte a line always emits, or 0 when a
- * placeholder may come first: such a line is not known to be an object. */
-static char edge(const il_payload *p, const line *ln, int last)
-{
-    const part *pt = (const part *)p->parts.d + ln->first;
-    for (size_t k = 0; k < ln->n; k++) {
-        const part *q = pt + (last ? ln->n - 1 - k : k);
-        if (q->kind != P_LIT)
-            return 0;
-        for (size_t j = 0; j < q->len; j++) {
-            char c = p->text[q->off + (last ? q->len - 1 - j : j)];
-            if (!is_ws(c))
-                return c;
-        }
-    }
-    return 0;
-}
-
+/* A line is an object when the first and last non-blank bytes it always
+ * emits are '{' and '}'; a placeholder at either edge could emit anything. */
 static int line_is_object(const il_payload *p, size_t i)
 {
     const line *ln = (const line *)p->lines.d + i;
-    return edge(p, ln, 0) == '{' && edge(p, ln, 1) == '}';
+    const part *pt = (const part *)p->parts.d + ln->first;
+    for (int last = 0; last < 2; last++) {
+        char c = 0;
+        for (size_t k = 0; !c && k < ln->n; k++) {
+            const part *q = pt + (last ? ln->n - 1 - k : k);
+            if (q->kind != P_LIT)
+                return 0;
+            for (size_t j = 0; !c && j < q->len; j++) {
+                char b = p->text[q->off + (last ? q->len - 1 - j : j)];
+                c = is_ws(b) ? 0 : b;
+            }
+        }
+        if (c != "{}"[last])
+            return 0;
+    }
+    return 1;
 }
 
 static il_payload *payload_new(uint64_t seed)
@@ -437,6 +437,8 @@ static il_payload *payload_new(uint64_t seed)
         p->rng = (seed ? seed : 0x853C49E6748FEA9BULL) * 0x9E3779B97F4A7C15ULL;
     for (int i = 0; p && i < 4; i++)
         next(&p->rng);
+    if (p && buf_put(&p->parts, "", 0)) /* an empty line still needs a base */
+        free(p), p = NULL;
     return p;
 }
 
@@ -518,27 +520,26 @@ static int load_ndjson(il_payload *p, size_t n, const char *path, char *eb, size
     return p->nlines ? 0 : fail(eb, el, EINV, path, 0, "NDJSON dataset has no lines");
 }
 
+static size_t skip_digits(const char *s, size_t n, size_t *i)
+{
+    size_t a = *i;
+    while (*i < n && isdigit((unsigned char)s[*i]))
+        ++*i;
+    return *i - a;
+}
+
 /* Strict JSON number, -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?, so that
  * "007" or "1." stay strings and every object stays valid JSON. */
 static int is_number(const char *s, size_t n)
 {
-    size_t i = s[0] == '-', d;
-    if (i < n && s[i] == '0')
-        i++;
-    else if (i < n && s[i] >= '1' && s[i] <= '9')
-        while (i < n && isdigit((unsigned char)s[i]))
-            i++;
-    else
+    size_t i = s[0] == '-', a = i, k = skip_digits(s, n, &i);
+    if (k == 0 || (k > 1 && s[a] == '0'))
         return 0;
-    if (i < n && s[i] == '.') {
-        for (d = ++i; i < n && isdigit((unsigned char)s[i]); i++) {}
-        if (i == d)
-            return 0;
-    }
+    if (i < n && s[i] == '.' && (++i, skip_digits(s, n, &i) == 0))
+        return 0;
     if (i < n && (s[i] == 'e' || s[i] == 'E')) {
         i += i + 1 < n && (s[i + 1] == '+' || s[i + 1] == '-') ? 2 : 1;
-        for (d = i; i < n && isdigit((unsigned char)s[i]); i++) {}
-        if (i == d)
+        if (skip_digits(s, n, &i) == 0)
             return 0;
     }
     return i == n;
@@ -609,7 +610,7 @@ static int load_csv(il_payload *p, const char *s, size_t n, const char *path,
 {
     buf sc = {0}, fl = {0}, keys = {0}, koff = {0}, out = {0}, rows = {0};
     size_t pos = 0, lno = 1, nh = 0;
-    int rc = 0;
+    int rc = buf_put(&sc, "", 0) ? fail(eb, el, EINV, path, 0, "out of memory") : 0;
     if (n >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0)
         pos = 3; /* spreadsheet exports often start with a UTF-8 BOM */
     while (!rc && pos < n) {
@@ -665,10 +666,7 @@ static int load_csv(il_payload *p, const char *s, size_t n, const char *path,
 static int has_ext(const char *path, const char *ext)
 {
     size_t n = strlen(path), k = strlen(ext);
-    for (size_t i = 0; n >= k && i < k; i++)
-        if (tolower((unsigned char)path[n - k + i]) != ext[i])
-            return 0;
-    return n >= k;
+    return n >= k && strcasecmp(path + n - k, ext) == 0;
 }
 
 int il_payload_from_file(const char *path, uint64_t seed, il_payload **out,
