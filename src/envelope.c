@@ -47,6 +47,12 @@ static int is_hex(uint8_t c)
     return DIGIT(c) || (unsigned)((c | 0x20) - 'a') <= 5u;
 }
 
+/* The bytes that interrupt a string: control characters, '"', '\\'. */
+static const uint8_t stop[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    ['"'] = 1, ['\\'] = 1};
+
 /* Skips a string starting at its opening quote.  Escapes and control
  * characters are checked because a message that is not JSON must not be
  * mistaken for one; UTF-8 is not validated, since no field we read can
@@ -54,13 +60,11 @@ static int is_hex(uint8_t c)
 static const uint8_t *skip_string(const uint8_t *p, const uint8_t *end)
 {
     for (p++; p < end; p++) {
+        if (!stop[*p])
+            continue; /* the common case, one load and test per byte */
         if (*p == '"')
             return p + 1;
-        if (*p < 0x20)
-            return NULL;
-        if (*p != '\\')
-            continue;
-        if (++p == end)
+        if (*p != '\\' || ++p == end)
             return NULL;
         if (*p == 'u') {
             if (end - p < 5 || !is_hex(p[1]) || !is_hex(p[2]) ||

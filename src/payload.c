@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #define FILE_LIMIT ((size_t)64 << 20)  /* largest payload file we read */
 #define TEXT_LIMIT ((size_t)256 << 20) /* largest JSON a CSV may expand to */
@@ -475,14 +476,13 @@ static int read_all(const char *path, buf *b, char *eb, size_t el)
     if (!f)
         return fail(eb, el, IL_PAYLOAD_EIO, path, 0, "cannot open payload file: %s",
                     strerror(errno));
-    /* Refuse a huge file before reading any of it; the loop below still
-     * enforces the limit when the size cannot be asked (pipes). */
-    long sz = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    /* Refuse a huge regular file before reading any of it; the loop below
+     * still enforces the limit for pipes and the like. */
+    struct stat st;
     int rc = 0;
-    if (sz > 0 && (unsigned long)sz > FILE_LIMIT)
-        rc = fail(eb, el, IL_PAYLOAD_EIO, path, 0, "payload file is %ld bytes, over "
-                  "the %zu-byte (64 MiB) limit", sz, FILE_LIMIT);
-    rewind(f);
+    if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && (uintmax_t)st.st_size > FILE_LIMIT)
+        rc = fail(eb, el, IL_PAYLOAD_EIO, path, 0, "payload file is %jd bytes, over "
+                  "the %zu-byte (64 MiB) limit", (intmax_t)st.st_size, FILE_LIMIT);
     char chunk[16384];
     for (size_t k; !rc && (k = fread(chunk, 1, sizeof chunk, f)) > 0;)
         if (b->n + k > FILE_LIMIT)
@@ -632,8 +632,8 @@ static int load_csv(il_payload *p, const char *s, size_t n, const char *path,
             bad |= buf_put(&koff, &keys.n, sizeof keys.n);
             nh = nf;
         } else if (nf != nh)
-            rc = fail(eb, el, EINV, path, at, "row has %zu fields but the header has "
-                      "%zu", nf, nh);
+            rc = fail(eb, el, EINV, path, at, "row has %zu field%s but the header has "
+                      "%zu", nf, nf == 1 ? "" : "s", nh);
         else {
             row r = {out.n, 0, at};
             bad = buf_put(&out, "{", 1);
