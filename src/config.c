@@ -442,10 +442,14 @@ static void check_unknown_env(const il_config *c)
             continue;
         for (const char *const *p = driver_prefixes; *p && !ok; p++)
             ok = strncmp(*e, *p, strlen(*p)) == 0;
-        /* A driver given by name also owns IOTLAT_<NAME>_*. */
-        if (!ok && c->driver && !strchr(c->driver, '/')) {
+        /* A driver also owns IOTLAT_<NAME>_*: its name, or for a path the
+         * file's base name without ".so" (the driver checks its own
+         * options once loaded). */
+        if (!ok && c->driver) {
             char pre[64];
-            size_t n = (size_t)snprintf(pre, sizeof pre, "IOTLAT_%s_", c->driver);
+            const char *base = strrchr(c->driver, '/') ? strrchr(c->driver, '/') + 1 : c->driver;
+            int blen = (int)strcspn(base, ".");
+            size_t n = (size_t)snprintf(pre, sizeof pre, "IOTLAT_%.*s_", blen, base);
             for (size_t k = 7; k < n && k < sizeof pre; k++)
                 pre[k] = (char)toupper((unsigned char)pre[k]);
             ok = strncmp(*e, pre, strlen(pre)) == 0;

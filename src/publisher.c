@@ -294,12 +294,9 @@ static void write_reports(pub *p)
 {
     const il_config *c = p->c;
     il_hist *h = malloc(sizeof *h);
-    char iso[2][40], cfg[4096];
     double send_s = (double)(p->t_end_send - p->t_start) / 1e6;
     il_hist_merge(&p->lag_total, &p->lag_cur);
     il_hist_init(&p->lag_cur);
-    il_env_format_iso8601(p->t_start, iso[0], sizeof iso[0]);
-    il_env_format_iso8601(p->t_end_send, iso[1], sizeof iso[1]);
 
     printf("iotlat-publisher report (run %s, driver %s, topic %s)\n", c->run_id,
            p->d.vt->name, c->topic);
@@ -337,34 +334,31 @@ static void write_reports(pub *p)
         free(h);
         return;
     }
-    il_config_to_json(c, cfg, sizeof cfg);
-    fprintf(f, "{\"role\":\"publisher\",\"version\":");
-    il_json_str(f, il_version());
-    fprintf(f, ",\"run_id\":");
-    il_json_str(f, c->run_id);
-    fprintf(f, ",\"driver\":");
-    il_json_str(f, p->d.vt->version);
+    il_report_json_head(f, "publisher", c, &p->d, p->t_start, p->t_end_send);
+    fprintf(f, "\"topic\":");
+    il_json_str(f, c->topic);
     fprintf(f,
-            ",\"publisher_id\":%u,\"start\":\"%s\",\"end\":\"%s\",\"devices\":%llu,"
+            ",\"publisher_id\":%u,\"devices\":%llu,"
             "\"rate_per_device\":%g,\"planned\":%llu,\"scheduled\":%llu,\"sent\":%llu,"
             "\"send_failed\":%llu,\"oversize\":%llu,\"fin_sent\":%llu,"
             "\"fin_failed\":%llu,\"interrupted\":%s,\"achieved_rate\":%.1f,",
-            p->pub_id, iso[0], iso[1], (unsigned long long)p->s.devices, p->s.rate,
+            p->pub_id, (unsigned long long)p->s.devices, p->s.rate,
             (unsigned long long)p->s.total, (unsigned long long)p->s.next,
             (unsigned long long)p->sent, (unsigned long long)p->send_failed,
             (unsigned long long)p->oversize, (unsigned long long)p->fins_sent,
             (unsigned long long)p->fin_failed, p->interrupted ? "true" : "false",
             send_s > 0 ? (double)p->sent / send_s : 0.0);
     il_report_hist_json(f, "send_lag_us", &p->lag_total);
-    fprintf(f, ",\"outages\":{\"disconnects\":%llu,\"total_us\":%lld}",
-            (unsigned long long)p->d.disconnects,
-            (long long)il_driver_outage_us(&p->d, il_now_us()));
     if (p->rt) {
-        fprintf(f, ",\"round_trip\":{");
+        fprintf(f, ",\"round_trip\":{\"topic\":");
+        il_json_str(f, c->return_topic);
+        fputc(',', f);
         il_meas_report_json(p->rt, f, h);
         fputc('}', f);
     }
-    fprintf(f, ",\"config\":%s}\n", cfg);
+    fputc(',', f);
+    il_report_json_tail(f, c, &p->d);
+    fprintf(f, "}\n");
     if (il_report_commit(f, tmp, c->report_json) != 0) {
         il_log(IL_LOG_ERROR, "IOTLAT_REPORT_JSON='%s': cannot write: %s", c->report_json,
                strerror(errno));

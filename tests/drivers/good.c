@@ -10,6 +10,10 @@
  * when a greeting is set it is queued as a message on topic "greeting", so a
  * test can see the value the driver read.
  */
+/* strdup is POSIX: say so, since an out-of-tree build may use plain -std=c11. */
+#ifndef _GNU_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
 #include "iotlat_driver.h"
 
 #include <stdio.h>
