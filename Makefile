@@ -25,7 +25,14 @@ LDFLAGS += $(filter -fsanitize=%,$(SAN))
 LIBS := -luv -ldl -lm -lpthread
 
 BINS := $(addprefix $(O)/bin/,iotlat-publisher iotlat-transformer iotlat-subscriber)
-PLUGINS := $(O)/plugins/zeromq.so
+# Every plugins/<name>/ folder is one driver, built to plugins/<name>.so and
+# linked with LIBS_<name>.
+PLUGINS := $(patsubst plugins/%/,$(O)/plugins/%.so,$(sort $(dir $(wildcard plugins/*/*.c))))
+LIBS_zeromq := -lzmq
+LIBS_kafka := -lrdkafka
+LIBS_nats := -lnats
+LIBS_mqtt := -lpaho-mqtt3as
+LIBS_redis := -lhiredis
 TEST_DRIVERS := $(patsubst tests/drivers/%.c,$(O)/obj/tests/drivers/%.so,$(wildcard tests/drivers/*.c))
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(O)/obj/tests/%,$(wildcard tests/unit/test_*.c))
 BENCHES := $(patsubst tests/bench/%.c,$(O)/obj/tests/bench/%,$(wildcard tests/bench/*.c))
@@ -51,10 +58,11 @@ $(O)/bin/%: cmd/%.c $(LIB)
 	@echo "  CC $<"
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB) $(LIBS) -o $@
 
-$(O)/plugins/zeromq.so: plugins/zeromq/zeromq.c src/iotlat_driver.h
+.SECONDEXPANSION:
+$(O)/plugins/%.so: $$(wildcard plugins/%/*.c) $$(wildcard plugins/%/*.h) src/iotlat_driver.h
 	@mkdir -p $(dir $@)
-	@echo "  CC $<"
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -shared $< -lzmq -o $@
+	@echo "  CC plugins/$*"
+	$(Q)$(CC) $(CFLAGS) -Iplugins/$* $(LDFLAGS) -shared $(filter %.c,$^) $(LIBS_$*) -o $@
 
 $(O)/obj/tests/drivers/%.so: tests/drivers/%.c src/iotlat_driver.h
 	@mkdir -p $(dir $@)

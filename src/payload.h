@@ -64,8 +64,9 @@ int il_payload_render(il_payload *p, uint32_t dev, uint64_t seq, int64_t t_us,
                       char *out, size_t cap);
 
 /* 1 when every rendering is a JSON object text (always true for datasets;
- * for templates: the template starts with '{' after whitespace), else 0.
- * The JSON encoding needs an object to put the envelope into. */
+ * for templates: the first and last non-blank bytes are a literal '{' and
+ * '}', not part of a placeholder), else 0.  The JSON encoding needs an
+ * object to put the envelope into. */
 int il_payload_is_object(const il_payload *p);
 
 /* Upper bound of one rendering's length (for buffer sizing). */
