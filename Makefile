@@ -27,7 +27,8 @@ LIBS := -luv -ldl -lm -lpthread
 BINS := $(addprefix $(O)/bin/,iotlat-publisher iotlat-transformer iotlat-subscriber)
 # Every plugins/<name>/ folder is one driver, built to plugins/<name>.so and
 # linked with LIBS_<name>.
-PLUGINS := $(patsubst plugins/%/,$(O)/plugins/%.so,$(sort $(dir $(wildcard plugins/*/*.c))))
+# plugins/common/ holds code compiled into every driver.
+PLUGINS := $(patsubst plugins/%/,$(O)/plugins/%.so,$(filter-out plugins/common/,$(sort $(dir $(wildcard plugins/*/*.c)))))
 LIBS_zeromq := -lzmq
 LIBS_kafka := -lrdkafka
 LIBS_nats := -lnats
@@ -59,10 +60,10 @@ $(O)/bin/%: cmd/%.c $(LIB)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB) $(LIBS) -o $@
 
 .SECONDEXPANSION:
-$(O)/plugins/%.so: $$(wildcard plugins/%/*.c) $$(wildcard plugins/%/*.h) src/iotlat_driver.h
+$(O)/plugins/%.so: $$(wildcard plugins/%/*.c) $$(wildcard plugins/%/*.h) src/iotlat_driver.h $(wildcard plugins/common/*)
 	@mkdir -p $(dir $@)
 	@echo "  CC plugins/$*"
-	$(Q)$(CC) $(CFLAGS) -Iplugins/$* $(LDFLAGS) -shared $(filter %.c,$^) $(LIBS_$*) -o $@
+	$(Q)$(CC) $(CFLAGS) -Iplugins/common $(LDFLAGS) -shared $(filter %.c,$^) $(LIBS_$*) -lpthread -o $@
 
 $(O)/obj/tests/drivers/%.so: tests/drivers/%.c src/iotlat_driver.h
 	@mkdir -p $(dir $@)

@@ -18,6 +18,7 @@
  * Options (IOTLAT_ZEROMQ_*): BIND, CONNECT, SNDHWM, RCVHWM, FRAMING,
  * WAIT_SUBSCRIBERS, IO_THREADS; see zmq_options below and the README.
  */
+#include "drvutil.h"
 #include "iotlat_driver.h"
 
 #include <errno.h>
@@ -49,47 +50,15 @@ typedef struct zinst {
     sub_topic topics[MAX_TOPICS];
     int ntopics;
     zmq_msg_t msg;
+    void *mon;       /* PAIR socket receiving the SUB socket's events */
+    int connected;   /* endpoints currently connected */
+    int ever_connected;
 } zinst;
 
 
 static const char *const zmq_options[] = {"BIND",   "CONNECT",          "SNDHWM",
                                           "RCVHWM", "FRAMING",          "WAIT_SUBSCRIBERS",
                                           "IO_THREADS", NULL};
-
-static int opt_str(const iotlat_host *h, const char *key, const char *def, char *out,
-                   size_t len, char *errbuf, size_t errlen)
-{
-    char var[64];
-    snprintf(var, sizeof var, "IOTLAT_ZEROMQ_%s", key);
-    int r = h->option(h->host_ud, var, out, len, errbuf, errlen);
-    if (r < 0)
-        return r;
-    if (r == 0)
-        snprintf(out, len, "%s", def);
-    return 0;
-}
-
-static int opt_long(const iotlat_host *h, const char *key, long def, long min,
-                    long max, long *out, char *errbuf, size_t errlen)
-{
-    char buf[64], *end;
-    char defs[32];
-    snprintf(defs, sizeof defs, "%ld", def);
-    int r = opt_str(h, key, defs, buf, sizeof buf, errbuf, errlen);
-    if (r < 0)
-        return r;
-    errno = 0;
-    long v = strtol(buf, &end, 10);
-    if (errno || end == buf || *end || v < min || v > max) {
-        snprintf(errbuf, errlen,
-                 "IOTLAT_ZEROMQ_%s='%s' is invalid: expected an integer from %ld to "
-                 "%ld",
-                 key, buf, min, max);
-        return IOTLAT_EINVAL;
-    }
-    *out = v;
-    return 0;
-}
 
 static void zclose(void *p)
 {
@@ -100,6 +69,8 @@ static void zclose(void *p)
         zmq_close(z->pub);
     if (z->sub)
         zmq_close(z->sub);
+    if (z->mon)
+        zmq_close(z->mon);
     zmq_msg_close(&z->msg);
     if (z->ctx)
         zmq_ctx_term(z->ctx);
@@ -126,40 +97,32 @@ static int each_endpoint(void *sock, char *list, int bind, char *errbuf, size_t 
 static int zopen(const iotlat_host *host, int roles, void **out, char *errbuf,
                  size_t errlen)
 {
-    char bind[512], connect[512], framing[32];
+    char bind[512], connect[512];
     long sndhwm, rcvhwm, io_threads, wait_subs;
     int rc, zero = 0, one = 1;
 
-    rc = host->check_options(host->host_ud, "IOTLAT_ZEROMQ_", zmq_options, errbuf,
-                             errlen);
+    static const char *const framings[] = {"multipart", "prefix", NULL};
+    drv_opts o = {host, "IOTLAT_ZEROMQ_", errbuf, errlen};
+    int framing;
+
+    rc = host->check_options(host->host_ud, o.prefix, zmq_options, errbuf, errlen);
     if (rc)
         return rc;
-    if ((rc = opt_str(host, "BIND", "tcp://127.0.0.1:5556", bind, sizeof bind, errbuf,
-                      errlen)) ||
-        (rc = opt_str(host, "CONNECT", "tcp://127.0.0.1:5556", connect, sizeof connect,
-                      errbuf, errlen)) ||
-        (rc = opt_str(host, "FRAMING", "multipart", framing, sizeof framing, errbuf,
-                      errlen)) ||
-        (rc = opt_long(host, "SNDHWM", 1000000, 0, 1000000000, &sndhwm, errbuf,
-                       errlen)) ||
-        (rc = opt_long(host, "RCVHWM", 1000000, 0, 1000000000, &rcvhwm, errbuf,
-                       errlen)) ||
-        (rc = opt_long(host, "IO_THREADS", 1, 1, 64, &io_threads, errbuf, errlen)) ||
-        (rc = opt_long(host, "WAIT_SUBSCRIBERS", 1, 0, 1000000, &wait_subs, errbuf,
-                       errlen)))
+    if ((rc = drv_opt_str(&o, "BIND", "tcp://127.0.0.1:5556", bind, sizeof bind, NULL)) ||
+        (rc = drv_opt_str(&o, "CONNECT", "tcp://127.0.0.1:5556", connect, sizeof connect,
+                          NULL)) ||
+        (rc = drv_opt_enum(&o, "FRAMING", "multipart", framings, &framing)) ||
+        (rc = drv_opt_long(&o, "SNDHWM", 1000000, 0, 1000000000, &sndhwm)) ||
+        (rc = drv_opt_long(&o, "RCVHWM", 1000000, 0, 1000000000, &rcvhwm)) ||
+        (rc = drv_opt_long(&o, "IO_THREADS", 1, 1, 64, &io_threads)) ||
+        (rc = drv_opt_long(&o, "WAIT_SUBSCRIBERS", 1, 0, 1000000, &wait_subs)))
         return rc;
-    if (strcmp(framing, "multipart") != 0 && strcmp(framing, "prefix") != 0) {
-        snprintf(errbuf, errlen,
-                 "IOTLAT_ZEROMQ_FRAMING='%s' is invalid: expected multipart or prefix",
-                 framing);
-        return IOTLAT_EINVAL;
-    }
 
     zinst *z = calloc(1, sizeof *z);
     if (!z)
         return IOTLAT_ENOMEM;
     z->host = host;
-    z->prefix_framing = strcmp(framing, "prefix") == 0;
+    z->prefix_framing = framing == 1;
     z->wait_subscribers = wait_subs;
     zmq_msg_init(&z->msg);
     z->ctx = zmq_ctx_new();
@@ -188,6 +151,19 @@ static int zopen(const iotlat_host *host, int roles, void **out, char *errbuf,
         z->sub = zmq_socket(z->ctx, ZMQ_SUB);
         zmq_setsockopt(z->sub, ZMQ_RCVHWM, &hwm, sizeof hwm);
         zmq_setsockopt(z->sub, ZMQ_LINGER, &zero, sizeof zero);
+        /* A connection lost and regained is an outage the report must show:
+         * watch the SUB socket's connection events. */
+        char addr[64];
+        snprintf(addr, sizeof addr, "inproc://iotlat-monitor-%p", (void *)z);
+        if (zmq_socket_monitor(z->sub, addr,
+                               ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) == 0) {
+            z->mon = zmq_socket(z->ctx, ZMQ_PAIR);
+            zmq_setsockopt(z->mon, ZMQ_LINGER, &zero, sizeof zero);
+            if (zmq_connect(z->mon, addr) != 0) {
+                zmq_close(z->mon);
+                z->mon = NULL;
+            }
+        }
         if ((rc = each_endpoint(z->sub, connect, 0, errbuf, errlen))) {
             zclose(z);
             return rc;
@@ -331,12 +307,48 @@ static int recv_one(zinst *z)
     return 1;
 }
 
+/* Turn the monitor's events into host connection events. */
+static void drain_monitor(zinst *z)
+{
+    zmq_msg_t ev, ep;
+    while (z->mon) {
+        zmq_msg_init(&ev);
+        if (zmq_msg_recv(&ev, z->mon, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&ev);
+            return;
+        }
+        uint16_t event = 0;
+        if (zmq_msg_size(&ev) >= 2)
+            memcpy(&event, zmq_msg_data(&ev), 2);
+        zmq_msg_close(&ev);
+        zmq_msg_init(&ep);
+        zmq_msg_recv(&ep, z->mon, 0); /* the endpoint frame */
+        char where[160];
+        snprintf(where, sizeof where, "%.*s", (int)zmq_msg_size(&ep),
+                 (const char *)zmq_msg_data(&ep));
+        zmq_msg_close(&ep);
+        if (event == ZMQ_EVENT_CONNECTED) {
+            z->connected++;
+            if (z->ever_connected)
+                z->host->event(z->host->host_ud, IOTLAT_EVENT_RECONNECTED, where);
+            z->ever_connected = 1;
+        } else if (event == ZMQ_EVENT_DISCONNECTED) {
+            if (z->connected > 0)
+                z->connected--;
+            char why[200];
+            snprintf(why, sizeof why, "connection to %s lost", where);
+            z->host->event(z->host->host_ud, IOTLAT_EVENT_DISCONNECTED, why);
+        }
+    }
+}
+
 static int zpoll(void *p, int timeout_ms, char *errbuf, size_t errlen)
 {
     zinst *z = p;
     int n = 0;
     (void)errbuf, (void)errlen;
     drain_subscriptions(z);
+    drain_monitor(z);
     if (!z->sub)
         return 0;
     if (!recv_one(z)) {

@@ -134,7 +134,7 @@ static const bad_case bad[] = {
     {"iotlat-transformer", "IOTLAT_LOG_LEVEL", "loud", "error warn info debug"},
     {"iotlat-publisher", "IOTLAT_MAX_MESSAGE", "10", "integer"},
     {"iotlat-publisher", "IOTLAT_ZEROMQ_SNDHWM", "lots", "integer"},
-    {"iotlat-subscriber", "IOTLAT_ZEROMQ_FRAMING", "smoke-signals", "multipart or prefix"},
+    {"iotlat-subscriber", "IOTLAT_ZEROMQ_FRAMING", "smoke-signals", "multipart, prefix"},
     {"iotlat-publisher", "IOTLAT_ZEROMQ_BIND", "nowhere", "bind"},
 };
 
