@@ -41,6 +41,8 @@ LIB := $(O)/obj/libiotlat.a
 LIB_OBJS := $(patsubst src/%.c,$(O)/obj/%.o,$(wildcard src/*.c))
 
 DEB_PKGS := gcc make libc6-dev pkg-config libzmq3-dev libuv1-dev libcmocka-dev \
+            librdkafka-dev libnats-dev libpaho-mqtt-dev libhiredis-dev \
+            redis-server mosquitto mosquitto-clients nats-server rabbitmq-server openssl \
             python3 procps iproute2
 
 Q := @

@@ -217,8 +217,18 @@ void il_meas_report_text(il_meas *m, FILE *f, il_hist *h)
     }
 }
 
+static void count_unbalanced(const il_seq_dev_info *d, void *ud)
+{
+    if (d->expected != d->received_unique + d->lost)
+        ++*(uint64_t *)ud;
+}
+
 void il_meas_report_json(il_meas *m, FILE *f, il_hist *h)
 {
+    /* Checked per device, not only in total: two devices' errors must not
+     * cancel out. */
+    uint64_t unbalanced = 0;
+    il_seq_foreach(&m->seq, count_unbalanced, &unbalanced);
     const il_seq_totals *t = &m->seq.t;
     char name[48];
     fprintf(f,
@@ -227,7 +237,7 @@ void il_meas_report_json(il_meas *m, FILE *f, il_hist *h)
             "\"untracked\":%llu,\"expected\":%llu,\"devices\":%llu,"
             "\"devices_with_fin\":%llu,\"publishers_ended\":%s,"
             "\"accounting\":{\"expected\":%llu,\"received_unique\":%llu,\"lost\":%llu,"
-            "\"balanced\":%s,\"tail_known\":%s},",
+            "\"balanced\":%s,\"devices_unbalanced\":%llu,\"tail_known\":%s},",
             (unsigned long long)t->received, (unsigned long long)t->received_unique,
             (unsigned long long)t->lost, (unsigned long long)t->duplicates,
             (unsigned long long)t->reordered, (unsigned long long)m->malformed,
@@ -236,7 +246,8 @@ void il_meas_report_json(il_meas *m, FILE *f, il_hist *h)
             (unsigned long long)t->devices_with_fin,
             il_meas_all_ended(m) ? "true" : "false", (unsigned long long)t->expected,
             (unsigned long long)t->received_unique, (unsigned long long)t->lost,
-            t->expected == t->received_unique + t->lost ? "true" : "false",
+            t->expected == t->received_unique + t->lost && !unbalanced ? "true" : "false",
+            (unsigned long long)unbalanced,
             t->devices_with_fin == t->devices ? "true" : "false");
     double window = (double)(m->last_us - m->first_us) / 1e6;
     fprintf(f, "\"first_receive_us\":%lld,\"last_receive_us\":%lld,\"receive_rate\":%.1f,",
