@@ -67,7 +67,7 @@ $(O)/plugins/%.so: $$(wildcard plugins/%/*.c) $$(wildcard plugins/%/*.h) src/iot
 	@echo "  CC plugins/$*"
 	$(Q)$(CC) $(CFLAGS) -Iplugins/common $(LDFLAGS) -shared $(filter %.c,$^) $(LIBS_$*) -lpthread -o $@
 
-$(O)/obj/tests/drivers/%.so: tests/drivers/%.c src/iotlat_driver.h
+$(O)/obj/tests/drivers/%.so: tests/drivers/%.c src/iotlat_driver.h $(wildcard tests/drivers/*.h)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -shared $< -o $@
 

@@ -47,12 +47,6 @@ static int is_hex(uint8_t c)
     return DIGIT(c) || (unsigned)((c | 0x20) - 'a') <= 5u;
 }
 
-/* The bytes that interrupt a string: control characters, '"', '\\'. */
-static const uint8_t stop[256] = {
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    ['"'] = 1, ['\\'] = 1};
-
 /* Skips a string starting at its opening quote.  Escapes and control
  * characters are checked because a message that is not JSON must not be
  * mistaken for one; UTF-8 is not validated, since no field we read can
@@ -93,7 +87,6 @@ static const uint8_t *skip_digits(const uint8_t *p, const uint8_t *end)
 static const uint8_t *skip_number(const uint8_t *p, const uint8_t *end)
 {
     const uint8_t *q;
-
     if (p < end && *p == '-')
         p++;
     if (p == end || !DIGIT(*p))
@@ -119,20 +112,27 @@ static const uint8_t *skip_number(const uint8_t *p, const uint8_t *end)
 static const uint8_t *member_key(const uint8_t *p, const uint8_t *end,
                                  const uint8_t **key, size_t *klen)
 {
-    const uint8_t *k;
+    const uint8_t *q;
+    if (p == end || *p != '"' || !(q = skip_string(p, end)))
+        return NULL;
+    *key = p + 1;
+    *klen = (size_t)(q - p - 2);
+    p = ws(q, end);
+    if (p == end || *p != ':' || (p = ws(p + 1, end)) == end)
+        return NULL;
+    return p;
+}
 
-    if (p == end || *p != '"')
+/* Steps over what follows a value in a container: a ',' and the whitespace
+ * after it (*closed = 0), or the container's closer (*closed = 1). */
+static const uint8_t *after_value(const uint8_t *p, const uint8_t *end,
+                                  uint8_t closer, int *closed)
+{
+    if (!p || (p = ws(p, end)) == end)
         return NULL;
-    k = p + 1;
-    if (!(p = skip_string(p, end)))
-        return NULL;
-    *key = k;
-    *klen = (size_t)(p - 1 - k);
-    p = ws(p, end);
-    if (p == end || *p != ':')
-        return NULL;
-    p = ws(p + 1, end);
-    return p == end ? NULL : p;
+    if ((*closed = *p == closer))
+        return p + 1;
+    return *p == ',' ? ws(p + 1, end) : NULL;
 }
 
 /* Skips one value of any kind.  Open containers are remembered as one bit
@@ -141,23 +141,19 @@ static const uint8_t *member_key(const uint8_t *p, const uint8_t *end,
 static const uint8_t *skip_value(const uint8_t *p, const uint8_t *end)
 {
     uint64_t objs = 0;
-    int depth = 0;
+    int depth = 0, closed;
     const uint8_t *k;
     size_t kn;
-
     for (;;) {
-        /* Here p is at the start of a value (possibly past the end). */
+        /* Here p is at the start of a value, or at the end of the input. */
         if (p == end)
             return NULL;
         if (*p == '{' || *p == '[') {
-            if (depth == MAX_DEPTH)
+            if (depth++ == MAX_DEPTH)
                 return NULL;
             objs = objs << 1 | (*p == '{');
-            depth++;
             p = ws(p + 1, end);
-            if (p == end)
-                return NULL;
-            if (*p != ((objs & 1) ? '}' : ']')) {
+            if (p == end || *p != ((objs & 1) ? '}' : ']')) {
                 if ((objs & 1) && !(p = member_key(p, end, &k, &kn)))
                     return NULL;
                 continue;
@@ -178,20 +174,15 @@ static const uint8_t *skip_value(const uint8_t *p, const uint8_t *end)
         for (;;) {
             if (!p || depth == 0)
                 return p;
-            p = ws(p, end);
-            if (p == end)
-                return NULL;
-            if (*p == ((objs & 1) ? '}' : ']')) {
-                p++, depth--, objs >>= 1;
-                continue;
-            }
-            if (*p != ',')
-                return NULL;
-            p = ws(p + 1, end);
-            if ((objs & 1) && !(p = member_key(p, end, &k, &kn)))
-                return NULL;
-            break;
+            p = after_value(p, end, (objs & 1) ? '}' : ']', &closed);
+            if (!p || !closed)
+                break;
+            depth--, objs >>= 1;
         }
+        if (p && (objs & 1))
+            p = member_key(p, end, &k, &kn);
+        if (!p)
+            return NULL;
     }
 }
 
@@ -206,7 +197,6 @@ static const uint8_t *parse_int(const uint8_t *p, const uint8_t *end,
     const uint8_t *s;
     uint64_t v = 0;
     unsigned d;
-
     *neg = p < end && *p == '-';
     p += *neg;
     if (p == end || !DIGIT(*p))
@@ -235,7 +225,6 @@ static const uint8_t *parse_u(const uint8_t *p, const uint8_t *end,
                               uint64_t max, uint64_t *out)
 {
     int neg;
-
     p = parse_int(p, end, &neg, out);
     return p && !neg && *out <= max ? p : NULL;
 }
@@ -245,7 +234,6 @@ static const uint8_t *parse_i(const uint8_t *p, const uint8_t *end,
 {
     int neg;
     uint64_t m;
-
     p = parse_int(p, end, &neg, &m);
     if (!p || m > (uint64_t)INT64_MAX + (unsigned)neg)
         return NULL;
@@ -257,25 +245,19 @@ static const uint8_t *parse_i(const uint8_t *p, const uint8_t *end,
 static const uint8_t *parse_hops(const uint8_t *p, const uint8_t *end,
                                  il_env *e)
 {
+    int closed = 0;
     if (*p != '[')
         return NULL;
     p = ws(p + 1, end);
     if (p < end && *p == ']')
         return p + 1;
-    for (;;) {
-        if (e->nhops == IL_ENV_MAX_HOPS ||
-            !(p = parse_i(p, end, &e->t_hop[e->nhops])))
+    while (p && !closed) {
+        if (e->nhops == IL_ENV_MAX_HOPS)
             return NULL;
-        e->nhops++;
-        p = ws(p, end);
-        if (p == end)
-            return NULL;
-        if (*p == ']')
-            return p + 1;
-        if (*p != ',')
-            return NULL;
-        p = ws(p + 1, end);
+        p = parse_i(p, end, &e->t_hop[e->nhops++]);
+        p = after_value(p, end, ']', &closed);
     }
+    return p;
 }
 
 enum { F_V, F_PUB, F_DEV, F_SEQ, F_TI, F_TS, F_HOP, F_FIN, F_DEVICES, F_N };
@@ -307,16 +289,13 @@ static const uint8_t *parse_env(const uint8_t *p, const uint8_t *end,
                                 il_env *e)
 {
     unsigned seen = 0;
-    const uint8_t *k;
+    const uint8_t *k, *q;
     size_t kn;
     uint64_t u = 0;
-    int f;
-
+    int f, closed;
     memset(e, 0, sizeof *e);
     p = ws(p + 1, end);
-    if (p < end && *p == '}')
-        return NULL; /* empty: the required fields are missing */
-    for (;;) {
+    do {
         if (!(p = member_key(p, end, &k, &kn)))
             return NULL;
         f = field_of(k, kn);
@@ -324,41 +303,32 @@ static const uint8_t *parse_env(const uint8_t *p, const uint8_t *end,
             return NULL;
         seen |= 1u << f;
         switch (f) {
-        case F_V:   p = parse_u(p, end, 1, &u); p = p && u == 1 ? p : NULL;
-                    break;
-        case F_PUB: p = parse_u(p, end, UINT32_MAX, &u); e->pub = (uint32_t)u;
-                    break;
-        case F_DEV: p = parse_u(p, end, UINT32_MAX, &u); e->dev = (uint32_t)u;
-                    break;
-        case F_SEQ: p = parse_u(p, end, UINT64_MAX, &e->seq); break;
-        case F_TI:  p = parse_i(p, end, &e->t_intended); break;
-        case F_TS:  p = parse_i(p, end, &e->t_sent); break;
-        case F_HOP: p = parse_hops(p, end, e); break;
-        case F_FIN:
-            if (literal(p, end, "true", 4)) {
-                e->flags |= IL_ENV_FIN;
-                p += 4;
-            } else {
-                p = literal(p, end, "false", 5);
-            }
+        case F_V:
+            p = parse_u(p, end, 1, &u);
+            p = u == 1 ? p : NULL;
             break;
+        case F_PUB:
+        case F_DEV:
         case F_DEVICES:
             p = parse_u(p, end, UINT32_MAX, &u);
-            e->devices = (uint32_t)u;
+            *(f == F_PUB ? &e->pub : f == F_DEV ? &e->dev : &e->devices) =
+                (uint32_t)u;
+            break;
+        case F_SEQ: p = parse_u(p, end, UINT64_MAX, &e->seq); break;
+        case F_TI: p = parse_i(p, end, &e->t_intended); break;
+        case F_TS: p = parse_i(p, end, &e->t_sent); break;
+        case F_HOP: p = parse_hops(p, end, e); break;
+        case F_FIN:
+            if ((q = literal(p, end, "true", 4)))
+                e->flags |= IL_ENV_FIN;
+            p = q ? q : literal(p, end, "false", 5);
             break;
         default: p = skip_value(p, end);
         }
-        if (!p || (p = ws(p, end)) == end)
-            return NULL;
-        if (*p == '}')
-            break;
-        if (*p != ',')
-            return NULL;
-        p = ws(p + 1, end);
-    }
+    } while ((p = after_value(p, end, '}', &closed)) && !closed);
     if (!(e->flags & IL_ENV_FIN))
         e->devices = 0; /* the count means something on fin markers only */
-    return (seen & REQUIRED) == REQUIRED ? p + 1 : NULL;
+    return p && (seen & REQUIRED) == REQUIRED ? p : NULL;
 }
 
 /* ---- the top-level object --------------------------------------------- */
@@ -366,7 +336,7 @@ static const uint8_t *parse_env(const uint8_t *p, const uint8_t *end,
 /* Where the envelope sits, so il_env_add_hop can copy the rest verbatim. */
 typedef struct {
     const uint8_t *open;    /* the top-level '{' */
-    const uint8_t *comma;   /* the ',' before "iotlat", NULL if it is first */
+    const uint8_t *before;  /* end of the member before "iotlat", or NULL */
     const uint8_t *env_end; /* just past the envelope object */
 } layout;
 
@@ -376,50 +346,40 @@ typedef struct {
 static int decode_json(const uint8_t *msg, size_t len, il_env *e,
                        layout *lay)
 {
-    const uint8_t *end = msg + len, *p = ws(msg, end), *comma = NULL;
+    const uint8_t *end = msg + len, *p = ws(msg, end), *prev = NULL;
     const uint8_t *k, *seed = NULL;
     size_t kn, seed_len = 0;
-    int found = 0;
-
+    int found = 0, closed;
     if (p == end || *p != '{')
         return IL_ENV_EMALFORMED;
     lay->open = p;
     p = ws(p + 1, end);
-    for (;;) {
+    do {
         if (!(p = member_key(p, end, &k, &kn)))
             return IL_ENV_EMALFORMED;
         if (!found && kn == 6 && memcmp(k, "iotlat", 6) == 0) {
             if (*p != '{' || !(p = parse_env(p, end, e)))
                 return IL_ENV_EMALFORMED;
             found = 1;
-            lay->comma = comma;
+            lay->before = prev;
             lay->env_end = p;
         } else if (!seed && kn == 11 && memcmp(k, "lastUpdated", 11) == 0 &&
                    *p == '"') {
             seed = p + 1;
-            if (!(p = skip_string(p, end)))
-                return IL_ENV_EMALFORMED;
-            seed_len = (size_t)(p - 1 - seed);
-        } else if (!(p = skip_value(p, end))) {
-            return IL_ENV_EMALFORMED;
+            if ((p = skip_string(p, end)))
+                seed_len = (size_t)(p - 1 - seed);
+        } else {
+            p = skip_value(p, end);
         }
-        if ((p = ws(p, end)) == end)
-            return IL_ENV_EMALFORMED;
-        if (*p == '}')
-            break;
-        if (*p != ',')
-            return IL_ENV_EMALFORMED;
-        comma = p;
-        p = ws(p + 1, end);
-    }
-    if (ws(p + 1, end) != end)
-        return IL_ENV_EMALFORMED; /* something follows the object */
+        prev = p;
+    } while ((p = after_value(p, end, '}', &closed)) && !closed);
+    if (!p || ws(p, end) != end)
+        return IL_ENV_EMALFORMED; /* broken, or something follows */
     if (found)
         return 0;
-    if (!seed)
-        return IL_ENV_EMALFORMED;
     memset(e, 0, sizeof *e);
-    if (il_env_parse_iso8601((const char *)seed, seed_len, &e->t_intended))
+    if (!seed ||
+        il_env_parse_iso8601((const char *)seed, seed_len, &e->t_intended))
         return IL_ENV_EMALFORMED;
     e->t_sent = e->t_intended;
     e->flags = IL_ENV_SEED;
@@ -440,7 +400,6 @@ static uint8_t *put(uint8_t *w, const char *s, size_t n)
 static uint8_t *put_u64(uint8_t *w, uint64_t v)
 {
     uint8_t tmp[20], *t = tmp + sizeof tmp;
-
     while (v >= 100) {
         unsigned r = (unsigned)(v % 100);
         v /= 100;
@@ -466,7 +425,6 @@ static uint8_t *put_i64(uint8_t *w, int64_t v)
 static size_t env_json(const il_env *e, uint8_t *w0)
 {
     uint8_t *w = PUT(w0, "{\"iotlat\":{\"v\":1,\"pub\":");
-
     w = put_u64(w, e->pub);
     w = put_u64(PUT(w, ",\"dev\":"), e->dev);
     w = put_u64(PUT(w, ",\"seq\":"), e->seq);
@@ -494,7 +452,6 @@ static int emit_json(const il_env *e, char sep, const uint8_t *a, size_t an,
 {
     uint8_t env[ENV_JSON_MAX];
     size_t n, total;
-
     if (e->nhops > IL_ENV_MAX_HOPS)
         return IL_ENV_EMALFORMED;
     n = env_json(e, env);
@@ -534,7 +491,6 @@ static void put_le(uint8_t *w, uint64_t v, int n)
 static uint64_t get_le(const uint8_t *r, int n)
 {
     uint64_t v = 0;
-
     if (HOST_LE)
         memcpy(&v, r, (size_t)n);
     else
@@ -554,7 +510,6 @@ static int is_binary(const uint8_t *msg, size_t len)
 static int decode_bin(const uint8_t *msg, size_t len, il_env *e, size_t *off)
 {
     unsigned nh;
-
     if (len < IL_ENV_BIN_HEADER || (msg[3] & ~IL_ENV_FIN) ||
         (nh = msg[4]) > IL_ENV_MAX_HOPS ||
         len < IL_ENV_BIN_HEADER + 8u * nh)
@@ -583,7 +538,6 @@ static int encode_bin(const il_env *e, const void *body, size_t body_len,
 {
     int fin = (e->flags & IL_ENV_FIN) != 0;
     size_t hl = IL_ENV_BIN_HEADER + 8u * e->nhops;
-
     if (e->nhops > IL_ENV_MAX_HOPS || (fin && e->devices > BIN_MAX_DEVICES))
         return IL_ENV_EMALFORMED;
     if (body_len > cap || hl > cap - body_len || hl + body_len > INT_MAX)
@@ -609,8 +563,7 @@ static int encode_bin(const il_env *e, const void *body, size_t body_len,
 int il_env_encode(il_encoding enc, const il_env *e, const char *body,
                   size_t body_len, uint8_t *out, size_t cap)
 {
-    const uint8_t *b = (const uint8_t *)body, *end, *p;
-
+    const uint8_t *b = (const uint8_t *)body, *end, *p, *q;
     if (enc == IL_ENC_BINARY)
         return encode_bin(e, body, body_len, out, cap);
     /* The body is trusted to be an object; only its braces are looked at,
@@ -619,11 +572,11 @@ int il_env_encode(il_encoding enc, const il_env *e, const char *body,
     if (!p || p == b + body_len)
         return emit_json(e, 0, (const uint8_t *)"}", 1, NULL, 0, out, cap);
     end = b + body_len;
-    if (*p != '{' || (p = ws(p + 1, end)) == end)
+    if (*p != '{' || (q = ws(p + 1, end)) == end)
         return IL_ENV_EMALFORMED;
-    if (*p == '}')
-        return emit_json(e, 0, p, 1, NULL, 0, out, cap);
-    return emit_json(e, ',', p, (size_t)(end - p), NULL, 0, out, cap);
+    if (*q == '}')
+        return emit_json(e, 0, q, 1, NULL, 0, out, cap);
+    return emit_json(e, ',', p + 1, (size_t)(end - p - 1), NULL, 0, out, cap);
 }
 
 int il_env_decode(const uint8_t *msg, size_t len, il_env *e,
@@ -632,7 +585,6 @@ int il_env_decode(const uint8_t *msg, size_t len, il_env *e,
     layout lay;
     size_t off = 0;
     int rc;
-
     if (!msg)
         return IL_ENV_EMALFORMED;
     rc = is_binary(msg, len) ? decode_bin(msg, len, e, &off)
@@ -656,7 +608,6 @@ int il_env_add_hop(const uint8_t *msg, size_t len, int64_t t_hop,
     layout lay;
     size_t off;
     const uint8_t *end;
-
     if (!msg)
         return IL_ENV_EMALFORMED;
     end = msg + len;
@@ -675,15 +626,15 @@ int il_env_add_hop(const uint8_t *msg, size_t len, int64_t t_hop,
     if (new_body)
         return il_env_encode(IL_ENC_JSON, &e, new_body, new_body_len, out,
                              cap);
-    /* Without a comma the envelope was the first member, and what follows
-     * it (",..." or "}") already continues the new envelope correctly.
-     * Otherwise the members before it move behind the new envelope, minus
-     * the comma that separated them from the old one. */
-    if (!lay.comma)
+    /* If the envelope was the first member, what follows it (",..." or
+     * "}") continues the new one as it is.  Otherwise the members before it
+     * move behind the new envelope, and the comma that separated them from
+     * the old one is dropped, leaving the one that follows it. */
+    if (!lay.before)
         return emit_json(&e, 0, lay.env_end, (size_t)(end - lay.env_end),
                          NULL, 0, out, cap);
     return emit_json(&e, ',', lay.open + 1,
-                     (size_t)(lay.comma - lay.open - 1), lay.env_end,
+                     (size_t)(lay.before - lay.open - 1), lay.env_end,
                      (size_t)(end - lay.env_end), out, cap);
 }
 
@@ -691,6 +642,8 @@ int il_env_add_hop(const uint8_t *msg, size_t len, int64_t t_hop,
 
 static const uint16_t month_start[12] = {0,   31,  59,  90,  120, 151,
                                          181, 212, 243, 273, 304, 334};
+static const uint8_t month_days[12] = {31, 28, 31, 30, 31, 30,
+                                       31, 31, 30, 31, 30, 31};
 
 static int leap(int64_t y)
 {
@@ -705,18 +658,10 @@ static int64_t year_days(int64_t y)
     return 365 * y + (y + 3) / 4 - (y + 99) / 100 + (y + 399) / 400;
 }
 
-static int month_len(int64_t y, int m)
-{
-    if (m == 12)
-        return 31;
-    return month_start[m] - month_start[m - 1] + (m == 2 && leap(y));
-}
-
 /* Reads n decimal digits, or returns -1 if any is not a digit. */
 static int num(const char *s, int n)
 {
     int v = 0;
-
     for (int i = 0; i < n; i++) {
         if (!DIGIT(s[i]))
             return -1;
@@ -730,7 +675,6 @@ int il_env_parse_iso8601(const char *s, size_t len, int64_t *out_us)
     int y, mo, d, h, mi, sec, off = 0;
     int64_t us = 0, days;
     size_t i = 19, n = 0;
-
     if (!s || len < 19 || s[4] != '-' || s[7] != '-' ||
         (s[10] != 'T' && s[10] != ' ') || s[13] != ':' || s[16] != ':')
         return IL_ENV_EMALFORMED;
@@ -758,8 +702,8 @@ int il_env_parse_iso8601(const char *s, size_t len, int64_t *out_us)
         i += 6;
     }
     if (i != len || y < 0 || mo < 1 || mo > 12 || d < 1 ||
-        d > month_len(y, mo) || h < 0 || h > 23 || mi < 0 || mi > 59 ||
-        sec < 0 || sec > 60)
+        d > month_days[mo - 1] + (mo == 2 && leap(y)) || h < 0 || h > 23 ||
+        mi < 0 || mi > 59 || sec < 0 || sec > 60)
         return IL_ENV_EMALFORMED;
     days = year_days(y) + month_start[mo - 1] + (mo > 2 && leap(y)) + d - 1 -
            EPOCH_DAYS;
@@ -780,7 +724,6 @@ int il_env_format_iso8601(int64_t us, char *out, size_t cap)
 {
     int64_t days = us / US_PER_DAY, rem = us % US_PER_DAY, z, y, doy;
     int m = 11;
-
     if (!out || cap < 28)
         return IL_ENV_ENOSPC;
     if (rem < 0) /* round towards minus infinity for times before 1970 */
@@ -788,7 +731,7 @@ int il_env_format_iso8601(int64_t us, char *out, size_t cap)
     z = days + EPOCH_DAYS;
     if (z < 0 || z >= year_days(10000))
         return IL_ENV_EMALFORMED;
-    /* 146097 days make 400 years; the estimate is off by at most one. */
+    /* 146097 days make 400 years; the loops correct the estimate. */
     y = z * 400 / 146097;
     while (year_days(y) > z)
         y--;

@@ -290,6 +290,40 @@ static void rt_poll_cb(uv_poll_t *h, int status, int events)
     rt_drain(h->data, 0);
 }
 
+typedef struct pub_report {
+    pub *p;
+    il_hist *h;
+} pub_report;
+
+static void report_body(FILE *f, void *ud)
+{
+    pub *p = ((pub_report *)ud)->p;
+    const il_config *c = p->c;
+    double send_s = (double)(p->t_end_send - p->t_start) / 1e6;
+    fprintf(f, "\"topic\":");
+    il_json_str(f, c->topic);
+    fprintf(f,
+            ",\"publisher_id\":%u,\"devices\":%llu,"
+            "\"rate_per_device\":%g,\"planned\":%llu,\"scheduled\":%llu,\"sent\":%llu,"
+            "\"send_failed\":%llu,\"oversize\":%llu,\"fin_sent\":%llu,"
+            "\"fin_failed\":%llu,\"interrupted\":%s,\"achieved_rate\":%.1f,",
+            p->pub_id, (unsigned long long)p->s.devices, p->s.rate,
+            (unsigned long long)p->s.total, (unsigned long long)p->s.next,
+            (unsigned long long)p->sent, (unsigned long long)p->send_failed,
+            (unsigned long long)p->oversize, (unsigned long long)p->fins_sent,
+            (unsigned long long)p->fin_failed, p->interrupted ? "true" : "false",
+            send_s > 0 ? (double)p->sent / send_s : 0.0);
+    il_report_hist_json(f, "send_lag_us", &p->lag_total);
+    if (p->rt) {
+        fprintf(f, ",\"round_trip\":{\"topic\":");
+        il_json_str(f, c->return_topic);
+        fputc(',', f);
+        il_meas_report_json(p->rt, f, ((pub_report *)ud)->h);
+        fputc('}', f);
+    }
+    fputc(',', f);
+}
+
 static void write_reports(pub *p)
 {
     const il_config *c = p->c;
@@ -325,45 +359,9 @@ static void write_reports(pub *p)
         free(h);
         return;
     }
-    char tmp[1024];
-    FILE *f = il_report_open(c->report_json, tmp, sizeof tmp);
-    if (!f) {
-        il_log(IL_LOG_ERROR, "IOTLAT_REPORT_JSON='%s': cannot write: %s", c->report_json,
-               strerror(errno));
+    pub_report r = {p, h};
+    if (il_report_write(c, &p->d, "publisher", p->t_start, p->t_end_send, report_body, &r))
         p->exit_status = 1;
-        free(h);
-        return;
-    }
-    il_report_json_head(f, "publisher", c, &p->d, p->t_start, p->t_end_send);
-    fprintf(f, "\"topic\":");
-    il_json_str(f, c->topic);
-    fprintf(f,
-            ",\"publisher_id\":%u,\"devices\":%llu,"
-            "\"rate_per_device\":%g,\"planned\":%llu,\"scheduled\":%llu,\"sent\":%llu,"
-            "\"send_failed\":%llu,\"oversize\":%llu,\"fin_sent\":%llu,"
-            "\"fin_failed\":%llu,\"interrupted\":%s,\"achieved_rate\":%.1f,",
-            p->pub_id, (unsigned long long)p->s.devices, p->s.rate,
-            (unsigned long long)p->s.total, (unsigned long long)p->s.next,
-            (unsigned long long)p->sent, (unsigned long long)p->send_failed,
-            (unsigned long long)p->oversize, (unsigned long long)p->fins_sent,
-            (unsigned long long)p->fin_failed, p->interrupted ? "true" : "false",
-            send_s > 0 ? (double)p->sent / send_s : 0.0);
-    il_report_hist_json(f, "send_lag_us", &p->lag_total);
-    if (p->rt) {
-        fprintf(f, ",\"round_trip\":{\"topic\":");
-        il_json_str(f, c->return_topic);
-        fputc(',', f);
-        il_meas_report_json(p->rt, f, h);
-        fputc('}', f);
-    }
-    fputc(',', f);
-    il_report_json_tail(f, c, &p->d);
-    fprintf(f, "}\n");
-    if (il_report_commit(f, tmp, c->report_json) != 0) {
-        il_log(IL_LOG_ERROR, "IOTLAT_REPORT_JSON='%s': cannot write: %s", c->report_json,
-               strerror(errno));
-        p->exit_status = 1;
-    }
     free(h);
 }
 

@@ -7,6 +7,7 @@
 #include "config.h"
 #include "driver.h"
 #include "envelope.h"
+#include "log.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -130,4 +131,23 @@ void il_report_json_tail(FILE *f, const il_config *c, const il_driver *d)
     }
     il_config_to_json(c, cfg, sizeof cfg);
     fprintf(f, "]},\"config\":%s", cfg);
+}
+
+int il_report_write(const il_config *c, const il_driver *d, const char *role,
+                    int64_t start_us, int64_t end_us, void (*body)(FILE *f, void *ud),
+                    void *ud)
+{
+    char tmp[4200];
+    FILE *f = il_report_open(c->report_json, tmp, sizeof tmp);
+    if (f) {
+        il_report_json_head(f, role, c, d, start_us, end_us);
+        body(f, ud);
+        il_report_json_tail(f, c, d);
+        fprintf(f, "}\n");
+        if (il_report_commit(f, tmp, c->report_json) == 0)
+            return 0;
+    }
+    il_log(IL_LOG_ERROR, "IOTLAT_REPORT_JSON='%s': cannot write: %s", c->report_json,
+           strerror(errno));
+    return 1;
 }

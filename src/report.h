@@ -44,6 +44,14 @@ void il_report_json_head(FILE *f, const char *role, const struct il_config *c,
 void il_report_json_tail(FILE *f, const struct il_config *c,
                          const struct il_driver *d);
 
+/* Write a whole JSON report to c->report_json atomically: the head, then
+ * body(f, ud) which writes its members each followed by a comma, then the
+ * tail.  Logs the reason and returns 1 if the file cannot be written, else
+ * 0. */
+int il_report_write(const struct il_config *c, const struct il_driver *d,
+                    const char *role, int64_t start_us, int64_t end_us,
+                    void (*body)(FILE *f, void *ud), void *ud);
+
 /* JSON string with escaping. */
 void il_json_str(FILE *f, const char *s);
 

@@ -65,27 +65,20 @@ int il_receive_loop(const il_config *c, il_driver *d, il_meas *m, const char *wh
     return 0;
 }
 
-static int write_json(const il_config *c, il_driver *d, il_meas *m, int64_t t0,
-                      int64_t t1, il_hist *h)
+typedef struct sub_report {
+    const il_config *c;
+    il_meas *m;
+    il_hist *h;
+} sub_report;
+
+static void report_body(FILE *f, void *ud)
 {
-    char tmp[1024];
-    FILE *f = il_report_open(c->report_json, tmp, sizeof tmp);
-    if (!f)
-        goto fail;
-    il_report_json_head(f, "subscriber", c, d, t0, t1);
+    sub_report *r = ud;
     fprintf(f, "\"topic\":");
-    il_json_str(f, c->topic);
+    il_json_str(f, r->c->topic);
     fputc(',', f);
-    il_meas_report_json(m, f, h);
+    il_meas_report_json(r->m, f, r->h);
     fputc(',', f);
-    il_report_json_tail(f, c, d);
-    fprintf(f, "}\n");
-    if (il_report_commit(f, tmp, c->report_json) == 0)
-        return 0;
-fail:
-    il_log(IL_LOG_ERROR, "IOTLAT_REPORT_JSON='%s': cannot write: %s", c->report_json,
-           strerror(errno));
-    return 1;
 }
 
 static void on_message(void *ud, const char *topic, const void *data, size_t len,
@@ -128,7 +121,8 @@ int il_subscriber_run(const il_config *c)
                (unsigned long long)d.disconnects,
                (double)il_driver_outage_us(&d, t1) / 1e6);
     fflush(stdout);
-    if (c->report_json && write_json(c, &d, m, t0, t1, h))
+    sub_report r = {c, m, h};
+    if (c->report_json && il_report_write(c, &d, "subscriber", t0, t1, report_body, &r))
         rc = 1;
 out:
     free(h);

@@ -90,27 +90,19 @@ static int load_action(tra *t)
     return t->body && t->out ? 0 : 1;
 }
 
-static int write_json(tra *t, int64_t t0, int64_t t1, il_hist *h)
+typedef struct tra_report {
+    tra *t;
+    il_hist *h;
+} tra_report;
+
+static void report_body(FILE *f, void *ud)
 {
-    const il_config *c = t->c;
-    char tmp[1024];
-    FILE *f = il_report_open(c->report_json, tmp, sizeof tmp);
-    if (!f)
-        goto fail;
-    il_report_json_head(f, "transformer", c, &t->d, t0, t1);
+    tra_report *r = ud;
     fprintf(f, "\"forwarded\":%llu,\"send_failed\":%llu,\"dropped\":%llu,\"input\":{",
-            (unsigned long long)t->forwarded, (unsigned long long)t->send_failed,
-            (unsigned long long)t->dropped);
-    il_meas_report_json(t->m, f, h);
+            (unsigned long long)r->t->forwarded, (unsigned long long)r->t->send_failed,
+            (unsigned long long)r->t->dropped);
+    il_meas_report_json(r->t->m, f, r->h);
     fprintf(f, "},");
-    il_report_json_tail(f, c, &t->d);
-    fprintf(f, "}\n");
-    if (il_report_commit(f, tmp, c->report_json) == 0)
-        return 0;
-fail:
-    il_log(IL_LOG_ERROR, "IOTLAT_REPORT_JSON='%s': cannot write: %s", c->report_json,
-           strerror(errno));
-    return 1;
 }
 
 int il_transformer_run(const il_config *c)
@@ -162,7 +154,8 @@ int il_transformer_run(const il_config *c)
     printf("input:\n");
     il_meas_report_text(t->m, stdout, h);
     fflush(stdout);
-    if (c->report_json && write_json(t, t0, t1, h))
+    tra_report r = {t, h};
+    if (c->report_json && il_report_write(c, &t->d, "transformer", t0, t1, report_body, &r))
         rc = 1;
 close:
     il_driver_close(&t->d);

@@ -16,24 +16,5 @@ static int fail_open(const iotlat_host *host, int roles, void **inst, char *errb
     return IOTLAT_ECONNECT;
 }
 
-static const iotlat_driver table = {
-    .abi_major = IOTLAT_DRIVER_ABI_MAJOR,
-    .abi_minor = IOTLAT_DRIVER_ABI_MINOR,
-    .size = sizeof(iotlat_driver),
-    .name = "open_fails",
-    .version = "open_fails test driver",
-    .open = fail_open,
-    .subscribe = stub_subscribe,
-    .publish = stub_publish,
-    .poll = stub_poll,
-    .flush = stub_flush,
-    .close = stub_close,
-};
-
-const iotlat_driver *IOTLAT_DRIVER_ENTRY(uint16_t major, uint16_t minor,
-                                          const iotlat_host *host, char *errbuf,
-                                          size_t errlen)
-{
-    (void)major, (void)minor, (void)host, (void)errbuf, (void)errlen;
-    return &table;
-}
+STUB_DRIVER("open_fails", IOTLAT_DRIVER_ABI_MAJOR, sizeof(iotlat_driver), fail_open,
+            stub_publish)

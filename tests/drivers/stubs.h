@@ -53,4 +53,28 @@ static inline void stub_close(void *inst)
     (void)inst;
 }
 
+/* The table and entry point of a stub driver; each broken driver passes the
+ * one field it breaks. */
+#define STUB_DRIVER(NAME, MAJOR, SIZE, OPEN, PUBLISH)                           \
+    static const iotlat_driver table = {                                       \
+        .abi_major = (MAJOR),                                                  \
+        .abi_minor = 0,                                                        \
+        .size = (SIZE),                                                        \
+        .name = NAME,                                                          \
+        .version = NAME " test driver",                                        \
+        .open = OPEN,                                                          \
+        .subscribe = stub_subscribe,                                           \
+        .publish = PUBLISH,                                                    \
+        .poll = stub_poll,                                                     \
+        .flush = stub_flush,                                                   \
+        .close = stub_close,                                                   \
+    };                                                                         \
+    const iotlat_driver *IOTLAT_DRIVER_ENTRY(uint16_t major, uint16_t minor,   \
+                                              const iotlat_host *host,         \
+                                              char *errbuf, size_t errlen)     \
+    {                                                                          \
+        (void)major, (void)minor, (void)host, (void)errbuf, (void)errlen;      \
+        return &table;                                                         \
+    }
+
 #endif

@@ -147,6 +147,7 @@ static const char *bodies[] = {
     "{}",
     " \n{ \t}\n",
     "{\"a\":1}",
+    "{ \"a\" :1 ,\n\t\"b\":{} }  ",
     "\n{\"Metro\":{\"CheckIn\":{\"Token\":\"a1\",\"Station\":12}}, \"x\" : "
     "[1, -2.5e3, null, true, \"s\\\"q\\\\\", {\"iotlat\":{\"v\":9}}],"
     "\"u\":\"\\u00e9\xc3\xa9\"}\n",
@@ -714,7 +715,7 @@ static void test_add_hop_json(void **state)
          ENVJ(HOP30) ",\"a\" : [1,2] ,\"b\":\"x\\\"}\"}\n"},
         {"{ \"a\":1 , \"iotlat\":{\"t_sent\":20,\"seq\":3,\"v\":1,\"dev\":2,"
          "\"pub\":1,\"t_intended\":10,\"t_hop\":[] } , \"b\":2 }", NULL,
-         ENVJ(HOP30) ", \"a\":1  , \"b\":2 }"},
+         ENVJ(HOP30) ", \"a\":1 , \"b\":2 }"},
         {"{\"a\":{\"iotlat\":1},\n\"iotlat\":" INNER("") "}", NULL,
          ENVJ(HOP30) ",\"a\":{\"iotlat\":1}}"},
         {"{\"iotlat\":" INNER(",\"t_hop\":[1,2],\"fin\":true,\"devices\":5")

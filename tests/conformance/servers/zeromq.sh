@@ -40,6 +40,12 @@ srv_run_tra() {
     ZTRA_PID=$!
     PIDS+=($ZTRA_PID)
 }
-srv_kill() { [ -n "$ZTRA_PID" ] && kill -9 "$ZTRA_PID" 2>/dev/null; wait "$ZTRA_PID" 2>/dev/null || true; ZTRA_PID=; }
+srv_kill() {
+    if [ -n "$ZTRA_PID" ]; then kill -9 "$ZTRA_PID" 2>/dev/null || true; wait "$ZTRA_PID" 2>/dev/null || true; fi
+    ZTRA_PID=
+}
 srv_restart() { srv_run_tra; }
-srv_stop() { [ -n "$ZTRA_PID" ] && kill "$ZTRA_PID" 2>/dev/null; ZTRA_PID=; true; }
+srv_stop() {
+    if [ -n "$ZTRA_PID" ]; then kill "$ZTRA_PID" 2>/dev/null || true; fi
+    ZTRA_PID=
+}
