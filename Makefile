@@ -22,7 +22,7 @@ CFLAGS ?=
 CFLAGS += -std=c11 -D_GNU_SOURCE -g -Wall -Wextra -Werror -fPIC $(SAN) \
           -DIL_VERSION='"0.1.0-$(VERSION)"' -DIL_PLUGIN_DIR='"$(PLUGIN_DIR)"' -Isrc
 LDFLAGS += $(filter -fsanitize=%,$(SAN))
-LIBS := -luv -ldl -lm -lpthread
+LIBS := -luv -lhiredis -ldl -lm -lpthread
 
 BINS := $(addprefix $(O)/bin/,iotlat-publisher iotlat-transformer iotlat-subscriber)
 # Every plugins/<name>/ folder is one driver, built to plugins/<name>.so and

@@ -184,6 +184,7 @@ typedef struct opt {
 
 static const char *const encodings[] = {"json", "binary", NULL};
 static const char *const levels[] = {"error", "warn", "info", "debug", NULL};
+static const char *const claims[] = {"none", "publisher", "transformer", NULL};
 
 static const opt options[] = {
     {"IOTLAT_DRIVER", IL_ROLE_ALL, T_STR, OFF(driver), "zeromq",
@@ -192,7 +193,9 @@ static const opt options[] = {
     {"IOTLAT_PLUGIN_DIR", IL_ROLE_ALL, T_STR, OFF(plugin_dir), IL_PLUGIN_DIR,
      "directory searched for <driver>.so", "/usr/local/lib/iotlat", 0, 0, NULL, 0},
     {"IOTLAT_TOPIC", PUB | SUB, T_STR, OFF(topic), "iotlat",
-     "topic / subject / channel the publisher writes and the subscriber reads",
+     "topic / subject / channel the publisher writes and the subscriber reads; "
+     "in the publisher {id} becomes its publisher id and {host} the host name, "
+     "so replicas get distinct topics",
      "metro.checkin", 0, 0, NULL, 0},
     {"IOTLAT_IN_TOPIC", TRA, T_STR, OFF(in_topic), "iotlat",
      "topic the transformer reads", "metro.checkin", 0, 0, NULL, 0},
@@ -234,9 +237,10 @@ static const opt options[] = {
      "transformer: the action template from a file", "open-gate.json", 0, 0, NULL, 0},
     {"IOTLAT_REPORT_JSON", IL_ROLE_ALL, T_STR, OFF(report_json), NULL,
      "write the final report as JSON to this path", "/tmp/report.json", 0, 0, NULL, 0},
-    {"IOTLAT_RUN_ID", IL_ROLE_ALL, T_STR, OFF(run_id), NULL,
-     "names the run in reports (default: run-<start time>)", "mec-kafka-01", 0, 0,
-     NULL, 0},
+    {"IOTLAT_RUN_ID", IL_ROLE_ALL, T_STR, OFF(run_id), "default",
+     "names the run in reports and prefixes its Redis keys (iotlat:<run>:); "
+     "replicas of one test share it",
+     "mec-kafka-01", 0, 0, NULL, 0},
     {"IOTLAT_PUBLISHER_ID", PUB, T_INT, OFF(publisher_id), "-1",
      "publisher instance id carried in every message (-1 = random), tells "
      "replicas apart",
@@ -261,6 +265,33 @@ static const opt options[] = {
      "stop once every publisher seen has sent its end markers", "false", 0, 0, NULL, 0},
     {"IOTLAT_LOG_LEVEL", IL_ROLE_ALL, T_ENUM, OFF(log_level), "info",
      "error, warn, info or debug", "debug", 0, 0, levels, 0},
+    {"IOTLAT_REDIS_URL", IL_ROLE_ALL, T_STR, OFF(redis_url), NULL,
+     "results and coordination store, redis://[[user]:password@]host[:port][/db]; "
+     "unset = standalone (secret: may be given as IOTLAT_REDIS_URL_FILE)",
+     "redis://:s3cret@redis:6379/0", 0, 0, NULL, 1},
+    {"IOTLAT_CLAIM", TRA | SUB, T_ENUM, OFF(claim), "none",
+     "with Redis: take the topic from the pool instead of IOTLAT_TOPIC / "
+     "IOTLAT_IN_TOPIC: publisher (a publisher's topic) or transformer (a "
+     "transformer's output); each topic is held by one claimer at a time",
+     "transformer", 0, 0, claims, 0},
+    {"IOTLAT_ADVERTISE_HOST", PUB | TRA, T_STR, OFF(advertise_host), NULL,
+     "host others connect to for brokerless drivers (default: $POD_IP, else the "
+     "host name)",
+     "10.1.2.3", 0, 0, NULL, 0},
+    {"IOTLAT_LEASE", TRA | SUB, T_DURATION, OFF(lease_us), "10s",
+     "claim lease: renewed every third of it (at most once a second); a dead claimer's topic is free "
+     "again after it expires",
+     "30s", 0.2, 3600, NULL, 0},
+    {"IOTLAT_RETENTION", IL_ROLE_ALL, T_DURATION, OFF(retention_us), "168h",
+     "how long results and metadata stay in Redis", "720h", 1, 31 * 86400, NULL, 0},
+    {"IOTLAT_REDIS_BUFFER", IL_ROLE_ALL, T_INT, OFF(redis_buffer), "86400",
+     "per-second records kept in memory while Redis is unreachable (older ones "
+     "are kept, newer ones dropped and counted)",
+     "3600", 1, 10000000, NULL, 0},
+    {"IOTLAT_CLOCK_WARN", SUB, T_DURATION, OFF(clock_warn_us), "1ms",
+     "warn when the clock-offset error bound between publisher and subscriber "
+     "is larger than this",
+     "200us", 0, 3600, NULL, 0},
     {"IOTLAT_MAX_MESSAGE", PUB | TRA, T_INT, OFF(max_message), "65536",
      "largest message in bytes (envelope + body)", "1M", 256, 64e6, NULL, 0},
 };
@@ -440,6 +471,11 @@ static void check_unknown_env(const il_config *c)
             continue;
         if (find_var(*e, len))
             continue;
+        if (len > 5 && strncmp(*e + len - 5, "_FILE", 5) == 0) {
+            const opt *o = find_var(*e, len - 5);
+            if (o && o->secret)
+                continue;
+        }
         for (const char *const *p = driver_prefixes; *p && !ok; p++)
             ok = strncmp(*e, *p, strlen(*p)) == 0;
         /* A driver also owns IOTLAT_<NAME>_*: its name, or for a path the
@@ -521,6 +557,17 @@ void il_config_load(il_config *c, int role, const char *program, int argc,
     for (size_t i = 0; i < NOPTS; i++) {
         const opt *o = &options[i];
         const char *v = given[i] ? given[i] : getenv(o->var);
+        char secret[4096];
+        if (!v && o->secret) {
+            char err[512];
+            int r = il_env_or_file(o->var, secret, sizeof secret, err, sizeof err);
+            if (r < 0) {
+                fprintf(stderr, "%s: error: %s\n", program, err);
+                exit(IL_CONFIG_EXIT_USAGE);
+            }
+            if (r == 1)
+                v = secret;
+        }
         if (v && o->off == OFF(duration_us))
             duration_set = 1;
         if (v)
@@ -558,11 +605,6 @@ void il_config_load(il_config *c, int role, const char *program, int argc,
                     program, c->report_json, dir, strerror(errno));
             exit(IL_CONFIG_EXIT_USAGE);
         }
-    }
-    if (!c->run_id) {
-        char id[64];
-        snprintf(id, sizeof id, "run-%lld", (long long)time(NULL));
-        c->run_id = strdup(id);
     }
     il_log_set_level(c->log_level);
     check_unknown_env(c);
@@ -649,6 +691,17 @@ size_t il_config_to_json(const il_config *c, char *out, size_t cap)
             APPEND("\"%s\"", o->choices[*(const int *)field]);
             break;
         }
+    }
+    if (c->redis_url) {
+        /* The store's address is useful in a report; its credentials are
+         * not. */
+        const char *at = strrchr(c->redis_url, '@');
+        const char *rest = at ? at + 1 : c->redis_url + (strncmp(c->redis_url, "redis://", 8) ? 0 : 8);
+        APPEND("%s\"redis\":\"redis://", first ? "" : ",");
+        for (const char *p = rest; *p; p++)
+            if (*p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
+                APPEND("%c", *p);
+        APPEND("\"");
     }
     APPEND("}");
     if (n < cap)

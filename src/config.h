@@ -29,6 +29,11 @@
 
 #define IL_CONFIG_EXIT_USAGE 2 /* exit status for every configuration error */
 
+/* IOTLAT_CLAIM: where a transformer or subscriber gets its topic. */
+#define IL_CLAIM_NONE 0        /* use IOTLAT_TOPIC / IOTLAT_IN_TOPIC as given */
+#define IL_CLAIM_PUBLISHER 1   /* claim a topic a publisher advertised */
+#define IL_CLAIM_TRANSFORMER 2 /* claim a transformer's output topic */
+
 typedef struct il_config {
     int role;
     const char *program;   /* "iotlat-publisher", ... */
@@ -57,6 +62,13 @@ typedef struct il_config {
     int stop_at_end;       /* IOTLAT_STOP_AT_END */
     int log_level;         /* IOTLAT_LOG_LEVEL */
     int64_t max_message;   /* IOTLAT_MAX_MESSAGE: bytes */
+    char *redis_url;       /* IOTLAT_REDIS_URL (secret: may be _FILE) */
+    int64_t lease_us;      /* IOTLAT_LEASE */
+    int64_t retention_us;  /* IOTLAT_RETENTION */
+    int64_t redis_buffer;  /* IOTLAT_REDIS_BUFFER: records kept while down */
+    int claim;             /* IOTLAT_CLAIM: IL_CLAIM_* */
+    char *advertise_host;  /* IOTLAT_ADVERTISE_HOST */
+    int64_t clock_warn_us; /* IOTLAT_CLOCK_WARN */
 } il_config;
 
 /* Parse environment and argv for `role`.  --help prints usage and exits 0,

@@ -235,3 +235,13 @@ int il_driver_setup(il_driver *d, const char *name, const char *plugin_dir, int 
     }
     return 0;
 }
+
+void il_driver_forget_outage_after(il_driver *d, int64_t t_us)
+{
+    if (!d->disconnected || d->outage_start_us < t_us)
+        return;
+    d->disconnected = 0;
+    d->disconnects--;
+    if (d->noutages > 0 && d->outages[d->noutages - 1].end_us == 0)
+        d->noutages--;
+}

@@ -70,6 +70,11 @@ int il_driver_setup(il_driver *d, const char *name, const char *plugin_dir,
 /* Close the instance (if open) and unload the driver. */
 void il_driver_close(il_driver *d);
 
+/* Forget an outage still open that began at or after t_us: the peer went
+ * away because the stream ended (a brokerless publisher that finished), not
+ * because of a failure. */
+void il_driver_forget_outage_after(il_driver *d, int64_t t_us);
+
 /* Outage time so far, including an outage still open at `now_us`. */
 int64_t il_driver_outage_us(const il_driver *d, int64_t now_us);
 

@@ -124,9 +124,10 @@ static const uint8_t *member_key(const uint8_t *p, const uint8_t *end,
 }
 
 /* Steps over what follows a value in a container: a ',' and the whitespace
- * after it (*closed = 0), or the container's closer (*closed = 1). */
-static const uint8_t *after_value(const uint8_t *p, const uint8_t *end,
-                                  uint8_t closer, int *closed)
+ * after it (*closed = 0), or the container's closer (*closed = 1).  It runs
+ * after every value, and inlining it keeps `closed` out of memory. */
+static inline const uint8_t *after_value(const uint8_t *p, const uint8_t *end,
+                                         uint8_t closer, int *closed)
 {
     if (!p || (p = ws(p, end)) == end)
         return NULL;
@@ -207,13 +208,14 @@ static const uint8_t *parse_int(const uint8_t *p, const uint8_t *end,
     }
     s = p;
     /* Digits go in pairs, which halves the chain of dependent multiplies.
-     * Eighteen digits always fit; beyond, each one is checked. */
+     * Nineteen digits always fit; from the twentieth on each is checked
+     * (a twenty-first always fails the check). */
     while (end - p >= 2 && p - s <= 16 && DIGIT(p[0]) && DIGIT(p[1])) {
         v = v * 100 + (unsigned)(p[0] - '0') * 10 + (unsigned)(p[1] - '0');
         p += 2;
     }
     for (; p < end && (d = (unsigned)(*p - '0')) <= 9; p++) {
-        if (p - s >= 19 && (p - s > 19 || v > (UINT64_MAX - d) / 10))
+        if (p - s >= 19 && v > (UINT64_MAX - d) / 10)
             return NULL;
         v = v * 10 + d;
     }

@@ -46,7 +46,7 @@ extern "C" {
 #endif
 
 #define IOTLAT_DRIVER_ABI_MAJOR 1
-#define IOTLAT_DRIVER_ABI_MINOR 0
+#define IOTLAT_DRIVER_ABI_MINOR 1
 #define IOTLAT_DRIVER_ENTRY_NAME "iotlat_driver_entry"
 
 /* Error codes.  0 is success. */
@@ -162,7 +162,18 @@ struct iotlat_driver {
     /* Release the instance.  Never fails; inst is invalid afterwards. */
     void (*close)(void *inst);
 
-    void *reserved[8]; /* must be NULL */
+    /* Since ABI 1.1 (the host checks abi_minor before using these; both may
+     * be NULL).  Brokerless drivers only: */
+    /* Write the endpoint the publishing side is bound to (e.g.
+     * "tcp://0.0.0.0:40123" after binding port 0) into buf, for others to
+     * discover through Redis.  Returns 0, or IOTLAT_EINVAL if there is none. */
+    int (*endpoint)(void *inst, char *buf, size_t len);
+    /* Add an endpoint for the subscribing side to read from, discovered at
+     * run time (e.g. a publisher's advertised endpoint).  Returns 0 or an
+     * error with errbuf filled. */
+    int (*attach)(void *inst, const char *endpoint, char *errbuf, size_t errlen);
+
+    void *reserved[6]; /* must be NULL */
 };
 
 /* The single exported entry point.  Returns the driver's table, or NULL with

@@ -12,6 +12,7 @@
 #include "publisher.h"
 
 #include "clock.h"
+#include "coord.h"
 #include "driver.h"
 #include "envelope.h"
 #include "histogram.h"
@@ -29,6 +30,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
+#include <unistd.h>
 #include <uv.h>
 
 #define BATCH 1024         /* messages per loop turn at most */
@@ -36,6 +38,8 @@
 
 typedef struct pub {
     const il_config *c;
+    char topic[256];    /* IOTLAT_TOPIC with {id} and {host} expanded */
+    il_coord co;
     il_driver d;
     il_payload *payload;
     il_sched s;
@@ -89,7 +93,7 @@ static int send_env(pub *p, il_env *e, const char *body, int body_len)
         p->oversize++;
         return -1;
     }
-    int rc = p->d.vt->publish(p->d.inst, p->c->topic, key, p->msg, (size_t)len, err,
+    int rc = p->d.vt->publish(p->d.inst, p->topic, key, p->msg, (size_t)len, err,
                               sizeof err);
     if (rc) {
         report_error_once(p, err);
@@ -301,7 +305,7 @@ static void report_body(FILE *f, void *ud)
     const il_config *c = p->c;
     double send_s = (double)(p->t_end_send - p->t_start) / 1e6;
     fprintf(f, "\"topic\":");
-    il_json_str(f, c->topic);
+    il_json_str(f, p->topic);
     fprintf(f,
             ",\"publisher_id\":%u,\"devices\":%llu,"
             "\"rate_per_device\":%g,\"planned\":%llu,\"scheduled\":%llu,\"sent\":%llu,"
@@ -322,6 +326,7 @@ static void report_body(FILE *f, void *ud)
         fputc('}', f);
     }
     fputc(',', f);
+    il_coord_report_json(&p->co, f);
 }
 
 static void write_reports(pub *p)
@@ -333,7 +338,7 @@ static void write_reports(pub *p)
     il_hist_init(&p->lag_cur);
 
     printf("iotlat-publisher report (run %s, driver %s, topic %s)\n", c->run_id,
-           p->d.vt->name, c->topic);
+           p->d.vt->name, p->topic);
     printf("  schedule: %llu devices x %g msg/s for %.1fs = %llu planned, %llu "
            "scheduled%s\n",
            (unsigned long long)p->s.devices, p->s.rate, send_s,
@@ -363,6 +368,30 @@ static void write_reports(pub *p)
     if (il_report_write(c, &p->d, "publisher", p->t_start, p->t_end_send, report_body, &r))
         p->exit_status = 1;
     free(h);
+}
+
+/* Replicas started with one environment need distinct topics: "{id}"
+ * becomes the publisher id and "{host}" the host name (a pod's name). */
+static void expand_topic(const char *tmpl, uint32_t id, char *out, size_t len)
+{
+    char host[128];
+    size_t n = 0;
+    if (gethostname(host, sizeof host) != 0)
+        snprintf(host, sizeof host, "host");
+    for (const char *q = tmpl; *q && n + 1 < len;) {
+        if (strncmp(q, "{id}", 4) == 0) {
+            n += (size_t)snprintf(out + n, len - n, "%u", id);
+            q += 4;
+        } else if (strncmp(q, "{host}", 6) == 0) {
+            n += (size_t)snprintf(out + n, len - n, "%s", host);
+            q += 6;
+        } else {
+            out[n++] = *q++;
+        }
+        if (n >= len)
+            n = len - 1;
+    }
+    out[n] = '\0';
 }
 
 static int load_payload(pub *p)
@@ -423,6 +452,11 @@ int il_publisher_run(const il_config *c)
     else if (getrandom(&p->pub_id, sizeof p->pub_id, 0) != sizeof p->pub_id)
         p->pub_id = (uint32_t)il_now_us() ^ (uint32_t)getpid();
 
+    expand_topic(c->topic, p->pub_id, p->topic, sizeof p->topic);
+    char id[16];
+    snprintf(id, sizeof id, "%u", p->pub_id);
+    if ((rc = il_coord_open(&p->co, c, "publisher", id)))
+        goto out;
     if ((rc = load_payload(p)))
         goto out;
     rc = il_driver_setup(&p->d, c->driver, c->plugin_dir,
@@ -440,8 +474,9 @@ int il_publisher_run(const il_config *c)
         }
         p->rt_fd = p->d.vt->fd ? p->d.vt->fd(p->d.inst) : -1;
     }
+    il_coord_advertise(&p->co, &p->d, "publisher", p->topic, NULL);
     if (p->d.vt->wait_ready && c->wait_ready_us > 0) {
-        rc = p->d.vt->wait_ready(p->d.inst, c->topic, (int)(c->wait_ready_us / 1000), err,
+        rc = p->d.vt->wait_ready(p->d.inst, p->topic, (int)(c->wait_ready_us / 1000), err,
                                  sizeof err);
         if (rc)
             il_log(IL_LOG_WARN, "starting anyway: %s", err);
@@ -469,14 +504,17 @@ int il_publisher_run(const il_config *c)
     il_log(IL_LOG_INFO,
            "publisher %u: %lld devices x %g msg/s for %.1fs to topic %s via %s (%s)",
            p->pub_id, (long long)c->devices, c->rate, (double)c->duration_us / 1e6,
-           c->topic, p->d.vt->name, p->enc == IL_ENC_JSON ? "json" : "binary");
+           p->topic, p->d.vt->name, p->enc == IL_ENC_JSON ? "json" : "binary");
     uv_timer_start(&p->tick, tick_cb, 0, 0);
     if (c->progress_us > 0)
         uv_timer_start(&p->progress, progress_cb, (uint64_t)c->progress_us / 1000,
                        (uint64_t)c->progress_us / 1000);
     uv_run(p->loop, UV_RUN_DEFAULT);
     rt_drain(p, 0);
+    il_coord_final(&p->co, p->topic, p->pub_id, p->s.devices,
+                   p->interrupted ? 0 : p->s.per_device, p->s.next, p->sent, p->send_failed);
     write_reports(p);
+    il_coord_end(&p->co);
     rc = p->exit_status;
 
     uv_close((uv_handle_t *)&p->tick, NULL);
@@ -491,6 +529,7 @@ int il_publisher_run(const il_config *c)
 close:
     il_driver_close(&p->d);
 out:
+    il_coord_close(&p->co);
     il_meas_free(p->rt);
     il_payload_free(p->payload);
     free(p->body);

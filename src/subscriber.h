@@ -12,6 +12,7 @@
 #define IL_SUBSCRIBER_H
 
 #include "config.h"
+#include "coord.h"
 #include "driver.h"
 #include "measure.h"
 
@@ -19,9 +20,11 @@
 int il_subscriber_run(const il_config *c);
 
 /* Poll `d` until the configured end (duration, publishers' end markers,
- * or a signal), printing `who`'s progress from `m`.  Installs SIGINT and
- * SIGTERM handlers.  Returns 0, or 1 if the driver failed. */
+ * a signal, or `second` returning non-zero), printing `who`'s progress from
+ * `m`.  Once per second (and once at the end) it calls second(ud, now)
+ * before merging the second's histograms into the totals.  Installs SIGINT
+ * and SIGTERM handlers.  Returns 0, or 1 if the driver failed. */
 int il_receive_loop(const il_config *c, il_driver *d, il_meas *m, const char *who,
-                    int64_t t_start);
+                    int64_t t_start, int (*second)(void *ud, int64_t now_us), void *ud);
 
 #endif

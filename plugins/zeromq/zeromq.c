@@ -52,6 +52,7 @@ typedef struct zinst {
     zmq_msg_t msg;
     void *mon;       /* PAIR socket receiving the SUB socket's events */
     int connected;   /* endpoints currently connected */
+    int default_connect; /* connect the default endpoint at first subscribe */
     int ever_connected;
 } zinst;
 
@@ -98,6 +99,7 @@ static int zopen(const iotlat_host *host, int roles, void **out, char *errbuf,
                  size_t errlen)
 {
     char bind[512], connect[512];
+    int connect_set = 0;
     long sndhwm, rcvhwm, io_threads, wait_subs;
     int rc, zero = 0, one = 1;
 
@@ -110,7 +112,7 @@ static int zopen(const iotlat_host *host, int roles, void **out, char *errbuf,
         return rc;
     if ((rc = drv_opt_str(&o, "BIND", "tcp://127.0.0.1:5556", bind, sizeof bind, NULL)) ||
         (rc = drv_opt_str(&o, "CONNECT", "tcp://127.0.0.1:5556", connect, sizeof connect,
-                          NULL)) ||
+                          &connect_set)) ||
         (rc = drv_opt_enum(&o, "FRAMING", "multipart", framings, &framing)) ||
         (rc = drv_opt_long(&o, "SNDHWM", 1000000, 0, 1000000000, &sndhwm)) ||
         (rc = drv_opt_long(&o, "RCVHWM", 1000000, 0, 1000000000, &rcvhwm)) ||
@@ -164,7 +166,11 @@ static int zopen(const iotlat_host *host, int roles, void **out, char *errbuf,
                 z->mon = NULL;
             }
         }
-        if ((rc = each_endpoint(z->sub, connect, 0, errbuf, errlen))) {
+        /* The default endpoint is only used if nothing is attached before
+         * the first subscribe (an endpoint discovered through Redis). */
+        if (!connect_set)
+            z->default_connect = 1;
+        else if ((rc = each_endpoint(z->sub, connect, 0, errbuf, errlen))) {
             zclose(z);
             return rc;
         }
@@ -186,6 +192,13 @@ static int zsubscribe(void *p, const char *topic, iotlat_msg_fn fn, void *ud,
         snprintf(errbuf, errlen, "subscribe('%s'): more than %d topics", topic,
                  MAX_TOPICS);
         return IOTLAT_EINVAL;
+    }
+    if (z->default_connect) {
+        char def[] = "tcp://127.0.0.1:5556";
+        z->default_connect = 0;
+        int rc = each_endpoint(z->sub, def, 0, errbuf, errlen);
+        if (rc)
+            return rc;
     }
     sub_topic *t = &z->topics[z->ntopics];
     t->len = strlen(topic);
@@ -409,6 +422,32 @@ static int zflush(void *p, int timeout_ms, char *errbuf, size_t errlen)
     return 0;
 }
 
+static int zendpoint(void *p, char *buf, size_t len)
+{
+    zinst *z = p;
+    size_t l = len;
+    if (!z->pub || zmq_getsockopt(z->pub, ZMQ_LAST_ENDPOINT, buf, &l) != 0)
+        return IOTLAT_EINVAL;
+    return 0;
+}
+
+static int zattach(void *p, const char *endpoint, char *errbuf, size_t errlen)
+{
+    zinst *z = p;
+    if (!z->sub) {
+        snprintf(errbuf, errlen, "attach('%s'): driver not opened for subscribing",
+                 endpoint);
+        return IOTLAT_EINVAL;
+    }
+    z->default_connect = 0;
+    if (zmq_connect(z->sub, endpoint) != 0) {
+        snprintf(errbuf, errlen, "cannot connect to advertised endpoint '%s': %s", endpoint,
+                 zmq_strerror(errno));
+        return IOTLAT_EINVAL;
+    }
+    return 0;
+}
+
 static char version[64];
 
 static const iotlat_driver table = {
@@ -425,6 +464,8 @@ static const iotlat_driver table = {
     .wait_ready = zwait_ready,
     .flush = zflush,
     .close = zclose,
+    .endpoint = zendpoint,
+    .attach = zattach,
 };
 
 const iotlat_driver *IOTLAT_DRIVER_ENTRY(uint16_t major, uint16_t minor,

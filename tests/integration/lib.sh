@@ -40,10 +40,16 @@ check() {
     python3 - "$WORK" "$@" <<'PY'
 import json, os, sys
 work = sys.argv[1]
-env = {}
-for f in os.listdir(work):
+# Each report is a variable named after its file (pub, sub, ...); R holds
+# them all, and reports('sub') lists those whose name starts with 'sub'
+# (comprehensions cannot see eval's locals, so use these there).
+R = {}
+for f in sorted(os.listdir(work)):
     if f.endswith('.json'):
-        env[f[:-5]] = json.load(open(os.path.join(work, f)))
+        R[f[:-5]] = json.load(open(os.path.join(work, f)))
+env = dict(R)
+env['R'] = R
+env['reports'] = lambda *prefixes: [v for k, v in R.items() if k.startswith(prefixes)]
 bad = 0
 for expr in sys.argv[2:]:
     try:
@@ -54,4 +60,29 @@ for expr in sys.argv[2:]:
     bad += not ok
 sys.exit(1 if bad else 0)
 PY
+}
+
+# start_redis: a redis-server on a free loopback port, data in $WORK;
+# sets REDIS_PORT and REDIS_PID.
+start_redis() {
+    command -v redis-server >/dev/null || { echo "redis-server is not installed (make deps)"; return 1; }
+    REDIS_PORT=$(free_port)
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+        --dir "$WORK" --daemonize no >"$WORK/redis.log" 2>&1 &
+    REDIS_PID=$!
+    PIDS+=($REDIS_PID)
+    for _ in $(seq 100); do
+        redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && return 0
+        sleep 0.05
+    done
+    echo "redis-server did not start"; cat "$WORK/redis.log"; return 1
+}
+
+# kill9 NAME: SIGKILL a started process itself (not only its `timeout`
+# wrapper, which would leave the child running).
+kill9() {
+    local pid_var="PID_$1"
+    pkill -9 -P "${!pid_var}" 2>/dev/null || true
+    kill -9 "${!pid_var}" 2>/dev/null || true
+    wait "${!pid_var}" 2>/dev/null || true
 }

@@ -37,7 +37,6 @@ static int dec(const void *msg, size_t len, il_env *e, size_t *body_off,
     const uint8_t *b = NULL;
     size_t bl = 0;
     int rc;
-
     if (len)
         memcpy(buf, msg, len);
     rc = il_env_decode(len ? buf : none, len, e, &b, &bl);
@@ -60,7 +59,6 @@ static int hop(const void *msg, size_t len, int64_t t, const char *nb,
 {
     uint8_t *buf = malloc(len ? len : 1);
     int rc;
-
     if (len)
         memcpy(buf, msg, len);
     rc = il_env_add_hop(buf, len, t, nb, nbl, out, cap);
@@ -87,7 +85,6 @@ static void assert_env_equal(const il_env *a, const il_env *b)
 static il_env sample(int k)
 {
     il_env e = {7, 42, 17, 1700000000000000, 1700000000000012, 0, 0, 0, {0}};
-
     switch (k) {
     case 1:
         e.nhops = 3;
@@ -124,11 +121,11 @@ static il_env sample(int k)
  * encoder's own integer formatting. */
 static size_t expect_env(const il_env *e, char *w)
 {
-    size_t n = (size_t)sprintf(w,
-                               "{\"iotlat\":{\"v\":1,\"pub\":%" PRIu32
-                               ",\"dev\":%" PRIu32 ",\"seq\":%" PRIu64
-                               ",\"t_intended\":%" PRId64 ",\"t_sent\":%" PRId64,
-                               e->pub, e->dev, e->seq, e->t_intended, e->t_sent);
+    size_t n = (size_t)sprintf(
+        w,
+        "{\"iotlat\":{\"v\":1,\"pub\":%" PRIu32 ",\"dev\":%" PRIu32
+        ",\"seq\":%" PRIu64 ",\"t_intended\":%" PRId64 ",\"t_sent\":%" PRId64,
+        e->pub, e->dev, e->seq, e->t_intended, e->t_sent);
     for (uint32_t i = 0; i < e->nhops; i++)
         n += (size_t)sprintf(w + n, "%s%" PRId64, i ? "," : ",\"t_hop\":[",
                              e->t_hop[i]);
@@ -158,7 +155,6 @@ static const char *bodies[] = {
 static const char *body_rest(const char *b, char *sep)
 {
     const char *p = strchr(b, '{');
-
     *sep = 0;
     if (!p)
         return "}";
@@ -209,7 +205,6 @@ static void test_json_encode_errors(void **state)
 {
     il_env e = sample(0);
     uint8_t msg[BUF];
-
     (void)state;
     assert_int_equal(il_env_encode(IL_ENC_JSON, &e, "[1]", 3, msg, BUF),
                      IL_ENV_EMALFORMED);
@@ -231,7 +226,6 @@ static void test_json_encode_errors(void **state)
 static void test_binary_roundtrip(void **state)
 {
     uint8_t body[300];
-
     (void)state;
     for (size_t i = 0; i < sizeof body; i++)
         body[i] = (uint8_t)(i * 7);
@@ -287,8 +281,8 @@ static void test_envelope_position(void **state)
         "{\"iotlat\":" ENV ",\"iotlat\":{\"stale\":true}}",
         "{\"iotlat\":" ENV ",\"n\":[-0,0.5,1E+3,-1e-3,12.2e2,true,false,null]}",
         /* devices means something on fin markers only */
-        "{\"iotlat\":{\"v\":1,\"pub\":1,\"dev\":2,\"seq\":3,\"t_intended\":10,"
-        "\"t_sent\":20,\"devices\":5,\"fin\":false}}",
+        ("{\"iotlat\":{\"v\":1,\"pub\":1,\"dev\":2,\"seq\":3,\"t_intended\":10,"
+         "\"t_sent\":20,\"devices\":5,\"fin\":false}}"),
     };
     (void)state;
     for (size_t i = 0; i < sizeof msgs / sizeof *msgs; i++) {
@@ -306,7 +300,6 @@ static void test_envelope_position(void **state)
 static int64_t utc(int y, int mo, int d, int h, int mi, int s)
 {
     struct tm tm = {0};
-
     tm.tm_year = y - 1900, tm.tm_mon = mo - 1, tm.tm_mday = d;
     tm.tm_hour = h, tm.tm_min = mi, tm.tm_sec = s;
     return (int64_t)timegm(&tm);
@@ -360,7 +353,6 @@ static void test_iso8601(void **state)
     const int64_t lo = utc(0, 1, 1, 0, 0, 0) * 1000000;
     const int64_t hi = utc(10000, 1, 1, 0, 0, 0) * 1000000;
     const int64_t day1896 = utc(1896, 1, 1, 0, 0, 0) * 1000000;
-
     (void)state;
     /* Times over the whole range, checked against gmtime_r. */
     for (int i = 0; i < 200000; i++) {
@@ -446,7 +438,8 @@ static void test_iso8601(void **state)
 static void test_malformed(void **state)
 {
 #define E(x) "{\"iotlat\":{" x "}}"
-#define OK "\"v\":1,\"pub\":1,\"dev\":2,\"seq\":3,\"t_intended\":10,\"t_sent\":20"
+#define OK "\"v\":1,\"pub\":1,\"dev\":2,\"seq\":3,\"t_intended\":10," \
+           "\"t_sent\":20"
     static const struct {
         const char *s;
         size_t len; /* 0: strlen */
@@ -461,6 +454,8 @@ static void test_malformed(void **state)
         {E("\"v\":1,\"pub\":1,\"dev\":2,\"seq\":3,\"t_intended\":10"), 0},
         {E(OK ",\"v\":1"), 0},                         /* duplicate field */
         {"{\"iotlat\":{\"v\":2,\"pub\":1,\"dev\":2,\"seq\":3,"
+         "\"t_intended\":10,\"t_sent\":20}}", 0},
+        {"{\"iotlat\":{\"v\":0,\"pub\":1,\"dev\":2,\"seq\":3,"
          "\"t_intended\":10,\"t_sent\":20}}", 0},
         {"{\"iotlat\":{\"v\":\"1\",\"pub\":1,\"dev\":2,\"seq\":3,"
          "\"t_intended\":10,\"t_sent\":20}}", 0},
@@ -508,6 +503,7 @@ static void test_malformed(void **state)
         {"{\"iotlat\":5}", 0},
         {"{\"iotlat\":null}", 0},
         {"{\"iotlat\":[" OK "]}", 0},
+        {"{\"iotlat\":[" OK "}}", 0},
         {"{\"iotlat\":{" OK "}} x", 0},
         {"{\"iotlat\":{" OK "}}{}", 0},
         {"{\"iotlat\":{" OK "}}\0", sizeof("{\"iotlat\":{" OK "}}")},
@@ -570,12 +566,23 @@ static void test_malformed(void **state)
         assert_int_equal(dec(deep, n, &e, NULL, NULL),
                          depth == 64 ? 0 : IL_ENV_EMALFORMED);
     }
+    for (int depth = 64; depth <= 65; depth++) { /* arrays only */
+        size_t n = (size_t)sprintf(deep, "{\"a\":");
+        memset(deep + n, '[', (size_t)depth);
+        memset(deep + n + depth, ']', (size_t)depth);
+        n += 2 * (size_t)depth;
+        n += (size_t)sprintf(deep + n, ",\"iotlat\":{" OK "}}");
+        assert_int_equal(dec(deep, n, &e, NULL, NULL),
+                         depth == 64 ? 0 : IL_ENV_EMALFORMED);
+    }
     free(deep);
 
     /* Binary headers that break one rule each. */
     uint8_t msg[BUF];
+    char payload[72] = "a payload long enough for eight more hop stamps";
     il_env s = sample(1);
-    int len = il_env_encode(IL_ENC_BINARY, &s, "xyz", 3, msg, BUF);
+    int len = il_env_encode(IL_ENC_BINARY, &s, payload, sizeof payload, msg,
+                            BUF);
     assert_true(len > 0);
     assert_int_equal(dec(msg, (size_t)len, &e, NULL, NULL), 0);
     for (int rule = 0; rule < 7; rule++) {
@@ -583,7 +590,7 @@ static void test_malformed(void **state)
         size_t n = (size_t)len;
         memcpy(m, msg, n);
         switch (rule) {
-        case 0: m[4] = 9; break;              /* too many hops */
+        case 0: m[4] = 9; break;              /* too many hops, long enough */
         case 1: m[4] = 8; n = IL_ENV_BIN_HEADER + 8 * 8 - 1; break;
         case 2: m[5] = 1; break;              /* devices without fin */
         case 3: m[7] = 1; break;
@@ -656,7 +663,6 @@ static void test_mutations(void **state)
 {
     static const char interesting[] = "{}[]\":,\\ 0123456789-+.eEtrufalsn\n";
     int ok = 0;
-
     (void)state;
     for (int iter = 0; iter < 100000; iter++) {
         uint8_t msg[BUF], out[BUF];
@@ -781,7 +787,6 @@ static void test_add_hop_binary(void **state)
     uint8_t msg[BUF], out[BUF];
     size_t off = 0, bl = 0, len;
     il_env in = sample(3), e;
-
     (void)state;
     len = (size_t)il_env_encode(IL_ENC_BINARY, &in, "payload", 7, msg, BUF);
     for (int i = 0; i < IL_ENV_MAX_HOPS; i++) {
@@ -821,7 +826,6 @@ static void test_enospc(void **state)
     uint8_t bin[BUF];
     int binlen = il_env_encode(IL_ENC_BINARY, &e, body, strlen(body), bin,
                                BUF);
-
     (void)state;
     assert_true(binlen > 0);
     for (int kind = 0; kind < 4; kind++) {
