@@ -164,9 +164,6 @@ int il_subscriber_run(const il_config *c)
         if (il_store_topic_field(co.store, stage, topic, "source", source, sizeof source) != 1)
             snprintf(source, sizeof source, "%s", topic);
     }
-    if (co.store && il_store_topic_field(co.store, "publisher", source, "clock_error_us", v,
-                                         sizeof v) == 1 && v[0])
-        pub_clock_error = strtoll(v, NULL, 10);
     rc = il_driver_setup(&d, c->driver, c->plugin_dir, IOTLAT_ROLE_SUBSCRIBE);
     if (rc)
         goto out;
@@ -190,6 +187,11 @@ int il_subscriber_run(const il_config *c)
     if (m->all_ended_us)
         il_driver_forget_outage_after(&d, m->all_ended_us);
     il_coord_settle_tail(&co, m, source);
+    /* Looked up at the end: the publisher may have advertised after we
+     * started. */
+    if (co.store && il_store_topic_field(co.store, "publisher", source, "clock_error_us", v,
+                                         sizeof v) == 1 && v[0])
+        pub_clock_error = strtoll(v, NULL, 10);
     il_coord_release(&co, il_meas_all_ended(m));
 
     sub_report r = {c, m, h, &co, topic, pub_clock_error};
