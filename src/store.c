@@ -389,15 +389,17 @@ int il_store_advertise(il_store *s, const char *stage, const char *topic,
 }
 
 /* Claims the oldest topic of the stage that is neither done nor leased.  The
- * lease keys are derived from ARGV, which is fine on a single Redis (the
- * results store is never a cluster here). */
+ * script runs atomically, so checking EXISTS before the SET is race-free,
+ * and a spare that polls for a free topic only reads.  The lease keys are
+ * derived from ARGV, which is fine on a single Redis (the results store is
+ * never a cluster here). */
 static const char claim_lua[] =
     "local topics = redis.call('ZRANGE', KEYS[1], 0, -1)\n"
     "for _, t in ipairs(topics) do\n"
-    "  if redis.call('SISMEMBER', KEYS[2], t) == 0 then\n"
-    "    if redis.call('SET', ARGV[1] .. t, ARGV[2], 'NX', 'PX', ARGV[3]) then\n"
-    "      return t\n"
-    "    end\n"
+    "  if redis.call('SISMEMBER', KEYS[2], t) == 0 and\n"
+    "     redis.call('EXISTS', ARGV[1] .. t) == 0 then\n"
+    "    redis.call('SET', ARGV[1] .. t, ARGV[2], 'PX', ARGV[3])\n"
+    "    return t\n"
     "  end\n"
     "end\n"
     "return false\n";

@@ -6,7 +6,7 @@
 # subscriber; one subscriber is killed with SIGKILL mid-run and the spare
 # must take its topic over once the lease expires, with the gap shown; every
 # index entry has its records, totals add up, and a subscriber makes at most
-# about 2 Redis writes per second.
+# about 2 Redis writes per second (counted by Redis: INFO commandstats).
 #
 # DRIVER=zeromq (default) discovers endpoints through Redis; another driver
 # name uses tests/conformance/servers/<driver>.sh for its broker.
@@ -15,7 +15,7 @@ DRIVER=${DRIVER:-zeromq}
 N=${REPLICAS:-20}
 start_redis
 export IOTLAT_DRIVER=$DRIVER IOTLAT_REDIS_URL=redis://127.0.0.1:$REDIS_PORT \
-    IOTLAT_RUN_ID=replicas IOTLAT_PROGRESS=0 IOTLAT_LEASE=3s IOTLAT_WAIT_READY=30s
+    IOTLAT_RUN_ID=replicas IOTLAT_PROGRESS=0 IOTLAT_LEASE=6s IOTLAT_WAIT_READY=30s
 if [ "$DRIVER" = zeromq ]; then
     PUB_ENV="IOTLAT_ZEROMQ_BIND=tcp://127.0.0.1:*"; TRA_ENV=$PUB_ENV; SUB_ENV=
 else
@@ -32,7 +32,7 @@ for i in $(seq "$N"); do
 done
 for i in $(seq "$N"); do
     start "pub$i" env $PUB_ENV IOTLAT_TOPIC='metro.{id}' IOTLAT_DEVICES=10 IOTLAT_RATE=20 \
-        IOTLAT_DURATION=8s IOTLAT_REPORT_JSON="$WORK/pub$i.json" "$BIN/iotlat-publisher"
+        IOTLAT_DURATION=14s IOTLAT_REPORT_JSON="$WORK/pub$i.json" "$BIN/iotlat-publisher"
 done
 # Once everything flows, kill one subscriber; then start the spare.
 sleep 4
@@ -46,6 +46,28 @@ kill9 sub1
 echo "killed sub1 (topic $VICTIM_TOPIC)"
 start spare env $SUB_ENV IOTLAT_CLAIM=transformer IOTLAT_DURATION=60s \
     IOTLAT_REPORT_JSON="$WORK/spare.json" "$BIN/iotlat-subscriber"
+# Steady state, measured by Redis itself: write commands per second over 2 s.
+writes() {
+    redis-cli -p "$REDIS_PORT" info commandstats | tr -d '\r' | python3 -c '
+import sys, re
+w = {"xadd", "eval", "evalsha", "pexpire", "sadd", "hset", "zadd", "set", "del"}
+print(sum(int(m.group(2)) for m in (re.match(r"cmdstat_(\w+):calls=(\d+)", l) for l in sys.stdin)
+          if m and m.group(1) in w))'
+}
+sleep 0.5
+W0=$(writes); T0=$(date +%s.%N)
+sleep 2
+W1=$(writes); T1=$(date +%s.%N)
+redis-cli -p "$REDIS_PORT" info commandstats | grep -E "xadd|eval|pexpire|sadd|hset|zadd|cmdstat_set|del" >"$WORK/cmdstats.txt"
+python3 -c "
+rate = ($W1 - $W0) / ($T1 - $T0)
+# Per second: a subscriber writes 1 record and renews its 6 s lease every 2 s
+# (EVAL + the PEXPIRE inside it): 2 commands; a transformer only renews: 1;
+# the spare's claim attempts (EVAL + SET inside): 4 at most.
+bound = 2 * $N + $N + 4
+print(f'ok   {rate:.1f} Redis write commands/s for $N subscribers and $N transformers (bound {bound})')
+assert rate <= bound, 'too many Redis writes'
+"
 
 for i in $(seq "$N"); do wait_for "pub$i"; done
 for i in $(seq "$N"); do wait_for "tra$i"; done
