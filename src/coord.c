@@ -186,6 +186,33 @@ int il_coord_second(il_coord *co, il_meas *m, const char *topic, int64_t now)
     return 0;
 }
 
+void il_coord_mark_ready(il_coord *co, const char *stage, const char *topic)
+{
+    if (!co->store)
+        return;
+    const char *fields[] = {"ready", co->id, NULL, NULL};
+    il_store_topic_set(co->store, stage, topic, fields);
+}
+
+int il_coord_wait_ready(il_coord *co, const char *stage, const char *topic,
+                        int64_t timeout_us)
+{
+    char v[128];
+    int64_t until = il_now_us() + timeout_us;
+    if (!co->store || timeout_us <= 0)
+        return 1;
+    while (!il_runctl_stop_requested()) {
+        if (il_store_topic_field(co->store, stage, topic, "ready", v, sizeof v) == 1 && v[0])
+            return 1;
+        if (il_now_us() >= until)
+            break;
+        usleep(100000);
+    }
+    il_log(IL_LOG_WARN, "nobody marked %s topic %s ready within %.1f s: starting anyway", stage,
+           topic, (double)timeout_us / 1e6);
+    return 0;
+}
+
 void il_coord_release(il_coord *co, int done)
 {
     if (co->store && co->claimed)

@@ -56,6 +56,16 @@ int il_coord_claim(il_coord *co, const char *stage);
  * stops), else 0. */
 int il_coord_second(il_coord *co, il_meas *m, const char *topic, int64_t now_us);
 
+/* A reader says it is subscribed to `topic` of `stage` (its claimed topic,
+ * or the topic it was given), so the writer upstream can start. */
+void il_coord_mark_ready(il_coord *co, const char *stage, const char *topic);
+/* A writer waits (up to timeout_us, or a signal) until a reader marked
+ * `topic` of `stage` ready: with Redis, replicas start in any order and the
+ * first messages are not lost to a chain that is not up yet.  Returns 1
+ * when ready, 0 on timeout. */
+int il_coord_wait_ready(il_coord *co, const char *stage, const char *topic,
+                        int64_t timeout_us);
+
 /* Give the claim back; done = 1 when the stream ended. */
 void il_coord_release(il_coord *co, int done);
 

@@ -481,6 +481,7 @@ int il_publisher_run(const il_config *c)
         if (rc)
             il_log(IL_LOG_WARN, "starting anyway: %s", err);
     }
+    il_coord_wait_ready(&p->co, "publisher", p->topic, c->wait_ready_us);
 
     p->loop = uv_default_loop();
     uv_timer_init(p->loop, &p->tick);

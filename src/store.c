@@ -694,6 +694,14 @@ static int hget(il_store *s, const char *k, const char *field, char *out, size_t
     return rc;
 }
 
+int il_store_topic_set(il_store *s, const char *stage, const char *topic,
+                       const char *const *fields)
+{
+    char k[600];
+    key(s, k, sizeof k, "topic", stage, topic);
+    return hset(s, k, fields);
+}
+
 int il_store_topic_field(il_store *s, const char *stage, const char *topic,
                          const char *field, char *out, size_t len)
 {

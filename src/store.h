@@ -101,6 +101,9 @@ int il_store_advertise(il_store *s, const char *stage, const char *topic,
  * endpoint, "" if none was advertised), 0 if none is free, or an error. */
 int il_store_claim(il_store *s, const char *stage, char *topic, size_t tlen,
                    char *endpoint, size_t elen);
+/* Set fields of an advertised topic (NULL-terminated key, value pairs). */
+int il_store_topic_set(il_store *s, const char *stage, const char *topic,
+                       const char *const *fields);
 /* Read one advertised field of a topic; 1 found, 0 missing, or an error. */
 int il_store_topic_field(il_store *s, const char *stage, const char *topic,
                          const char *field, char *out, size_t len);

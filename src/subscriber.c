@@ -179,6 +179,7 @@ int il_subscriber_run(const il_config *c)
         goto out;
     }
     il_log(IL_LOG_INFO, "subscribed to %s via %s", topic, d.vt->name);
+    il_coord_mark_ready(&co, co.stage ? co.stage : "publisher", topic);
     int64_t t0 = il_now_us();
     sub_second sec = {&co, m, topic};
     rc = il_receive_loop(c, &d, m, "[sub]", t0, co.store ? on_second : NULL, &sec);

@@ -190,11 +190,14 @@ int il_transformer_run(const il_config *c)
         t->d.vt->wait_ready(t->d.inst, out_topic, (int)(c->wait_ready_us / 1000), err,
                             sizeof err))
         il_log(IL_LOG_WARN, "starting anyway: %s", err);
+    if (c->claim != IL_CLAIM_NONE)
+        il_coord_wait_ready(&co, "transformer", out_topic, c->wait_ready_us);
     if (t->d.vt->subscribe(t->d.inst, in_topic, on_message, t, err, sizeof err)) {
         il_log(IL_LOG_ERROR, "IOTLAT_IN_TOPIC='%s': %s", in_topic, err);
         rc = 1;
         goto close;
     }
+    il_coord_mark_ready(&co, co.stage ? co.stage : "publisher", in_topic);
     il_log(IL_LOG_INFO, "forwarding %s -> %s via %s%s", in_topic, out_topic,
            t->d.vt->name, t->action ? " with an action body" : "");
     int64_t t0 = il_now_us();
