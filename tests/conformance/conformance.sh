@@ -19,7 +19,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../integration/lib.sh"
 . "$HERE/servers/$DRIVER.sh"
 export IOTLAT_DRIVER=$DRIVER IOTLAT_PROGRESS=0 IOTLAT_LOG_LEVEL=info
-trap 'srv_stop >/dev/null 2>&1 || true; cleanup' EXIT
+trap 'rc=$?; srv_stop >/dev/null 2>&1 || true; (exit $rc); cleanup' EXIT
 case_dir() { rm -f "$WORK"/*.json; }
 
 echo "== $DRIVER 1: publish and receive, envelope intact"

@@ -7,8 +7,11 @@ WORK=$(mktemp -d /tmp/iotlat-it.XXXXXX)
 PIDS=()
 
 cleanup() {
+    local rc=$?
     for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
+    # Keep the evidence of a failure; a passing test leaves nothing behind.
+    if [ $rc -eq 0 ]; then rm -rf "$WORK"; else echo "test files kept in $WORK"; fi
 }
 trap cleanup EXIT
 
