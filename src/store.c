@@ -118,8 +118,12 @@ int il_redis_url_parse(const char *url, il_redis_url *u, char *errbuf, size_t er
 
 /* ---- connection ------------------------------------------------------- */
 
-static void went_down(il_store *s, const char *why)
+static void went_down(il_store *s, const char *reason)
 {
+    /* The reason often is the context's own errstr: copy it before the
+     * context is freed. */
+    char why[128];
+    snprintf(why, sizeof why, "%s", reason);
     if (s->ctx) {
         redisFree(s->ctx);
         s->ctx = NULL;

@@ -47,7 +47,7 @@ kill9 sub1
 echo "killed sub1 (topic $VICTIM_TOPIC)"
 start spare env $SUB_ENV IOTLAT_CLAIM=transformer IOTLAT_DURATION=60s \
     IOTLAT_REPORT_JSON="$WORK/spare.json" "$BIN/iotlat-subscriber"
-# Steady state, measured by Redis itself: write commands per second over 2 s.
+# Steady state, measured by Redis itself: write commands per second over 4 s.
 writes() {
     redis-cli -p "$REDIS_PORT" info commandstats | tr -d '\r' | python3 -c '
 import sys, re
@@ -55,9 +55,9 @@ w = {"xadd", "eval", "evalsha", "pexpire", "sadd", "hset", "zadd", "set", "del"}
 print(sum(int(m.group(2)) for m in (re.match(r"cmdstat_(\w+):calls=(\d+)", l) for l in sys.stdin)
           if m and m.group(1) in w))'
 }
-sleep 0.5
+sleep 1.5
 W0=$(writes); T0=$(date +%s.%N)
-sleep 2
+sleep 4
 W1=$(writes); T1=$(date +%s.%N)
 redis-cli -p "$REDIS_PORT" info commandstats | grep -E "xadd|eval|pexpire|sadd|hset|zadd|cmdstat_set|del" >"$WORK/cmdstats.txt"
 python3 -c "
