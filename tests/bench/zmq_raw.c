@@ -216,7 +216,8 @@ static char *frame_buffer(const char *topic, int prefix, size_t size, char **pay
 /* Counts messages (complete multipart sets) and nothing else.  The receive
  * time is read only when the queue runs empty, so the loop itself is just
  * zmq_msg_recv; the stamp taken at the first empty queue after the last
- * message is at most one empty poll late.  Stops after `expect` messages, or
+ * message is at most one empty poll late.  Stops after `expect` messages, at
+ * an end marker (a message with an empty payload, as raw-send ends with), or
  * after idle_ms of silence once traffic started, or at timeout_ms. */
 static int run_drain(void)
 {
@@ -225,6 +226,7 @@ static int run_drain(void)
     check_args(known);
     const char *topic = opt("topic", "bench");
     int prefix = opt_framing();
+    int empty = prefix ? (int)strlen(topic) + 1 : 0; /* size of an end marker */
     uint64_t expect = (uint64_t)opt_num("expect", "0", 0, 1e12);
     int idle_ms = (int)opt_num("idle_ms", "1000", 1, 600000);
     int64_t timeout_ns = (int64_t)opt_num("timeout_ms", "30000", 1, 600000) * 1000000;
@@ -241,6 +243,10 @@ static int run_drain(void)
         if (r >= 0) {
             if (zmq_msg_more(&m))
                 continue;
+            if (r == empty) {
+                last = fresh ? now_us() : last;
+                break;
+            }
             if (n++ == 0)
                 first = now_us();
             bytes += (uint64_t)r;
@@ -377,7 +383,8 @@ static int run_flood_send(void)
 /* The baseline of the publisher's top rate: one thread handing same-sized
  * messages to libzmq as fast as it takes them, for a fixed time.  With
  * nodrop the socket blocks when its queue is full, so the rate is what the
- * transport sustains, not how fast messages can be discarded. */
+ * transport sustains, not how fast messages can be discarded.  An empty
+ * message ends the stream. */
 static int run_raw_send(void)
 {
     static const char *const known[] = {"bind",    "topic",      "framing",
@@ -403,6 +410,8 @@ static int run_raw_send(void)
         if ((++n & 255) == 0 && (b = mono_ns()) >= end)
             break;
     }
+    /* The end marker: an empty payload tells the drain to stop at once. */
+    send_framed(s, prefix ? NULL : topic, tl, frame, frame_len - size, 0);
     printf("{\"mode\":\"raw-send\",\"sent\":%" PRIu64 ",\"bytes\":%zu,\"send_rate\":%.1f}\n",
            n, size, (double)n / ((double)(b - a) / 1e9));
     fflush(stdout);
