@@ -4,6 +4,7 @@
 #   make demo       install what is missing, build, run the ZeroMQ demo
 #   make test       install what is missing, build, run every test
 #   make bench      install what is missing, build, run the benchmarks
+#   make report     pictures of a run (IOTLAT_REDIS_URL, IOTLAT_RUN_ID) in REPORT_DIR
 #   make deps       install missing Debian packages (apt-get, as root)
 #   SANITIZE=1      build into build-asan/ with AddressSanitizer + UBSan
 
@@ -24,7 +25,11 @@ CFLAGS += -std=c11 -D_GNU_SOURCE -g -Wall -Wextra -Werror -fPIC $(SAN) \
 LDFLAGS += $(filter -fsanitize=%,$(SAN))
 LIBS := -luv -lhiredis -ldl -lm -lpthread
 
-BINS := $(addprefix $(O)/bin/,iotlat-publisher iotlat-transformer iotlat-subscriber)
+BINS := $(addprefix $(O)/bin/,iotlat-publisher iotlat-transformer iotlat-subscriber iotlat-plotter)
+# Libraries of one binary only (the plotter's HTTP server, Elasticsearch
+# client and JSON parser), linked as LIBS_<binary>.
+LIBS_iotlat-plotter := -lmicrohttpd -lcurl -lcjson
+LIBS_test_elk := -lcjson
 # Every plugins/<name>/ folder is one driver, built to plugins/<name>.so and
 # linked with LIBS_<name>.
 # plugins/common/ holds code compiled into every driver.
@@ -37,13 +42,23 @@ LIBS_redis := -lhiredis
 TEST_DRIVERS := $(patsubst tests/drivers/%.c,$(O)/obj/tests/drivers/%.so,$(wildcard tests/drivers/*.c))
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(O)/obj/tests/%,$(wildcard tests/unit/test_*.c))
 BENCHES := $(patsubst tests/bench/%.c,$(O)/obj/tests/bench/%,$(wildcard tests/bench/*.c))
+# librdkafka's mock cluster run as a process (tests have no Kafka broker)
+# and a raw producer for the Kafka benchmark.
+KAFKA_TOOLS := $(patsubst tests/kafka_mock/%.c,$(O)/obj/tests/kafka_mock/%,$(wildcard tests/kafka_mock/*.c))
 LIB := $(O)/obj/libiotlat.a
 LIB_OBJS := $(patsubst src/%.c,$(O)/obj/%.o,$(wildcard src/*.c))
 
 DEB_PKGS := gcc make libc6-dev pkg-config libzmq3-dev libuv1-dev libcmocka-dev \
             librdkafka-dev libnats-dev libpaho-mqtt-dev libhiredis-dev \
             redis-server mosquitto mosquitto-clients nats-server rabbitmq-server openssl \
-            python3 procps iproute2
+            python3 procps iproute2 \
+            libmicrohttpd-dev libcurl4-openssl-dev libcjson-dev gnuplot-nox prometheus \
+            python3-yaml
+# The dashboard test type-checks with packages from npm; Node.js and npm are
+# installed from Debian only where no npm is on PATH (a Node.js from
+# elsewhere brings its own npm, which Debian's npm package would conflict
+# with).
+NODE_PKGS := nodejs npm
 
 Q := @
 all: $(BINS) $(PLUGINS)
@@ -59,7 +74,7 @@ $(LIB): $(LIB_OBJS)
 $(O)/bin/%: cmd/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	@echo "  CC $<"
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB) $(LIBS) -o $@
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB) $(LIBS_$*) $(LIBS) -o $@
 
 .SECONDEXPANSION:
 $(O)/plugins/%.so: $$(wildcard plugins/%/*.c) $$(wildcard plugins/%/*.h) src/iotlat_driver.h $(wildcard plugins/common/*)
@@ -74,18 +89,24 @@ $(O)/obj/tests/drivers/%.so: tests/drivers/%.c src/iotlat_driver.h $(wildcard te
 $(O)/obj/tests/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	@echo "  CC $<"
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB) $(LIBS) -lcmocka -o $@
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB) $(LIBS_$*) $(LIBS) -lcmocka -o $@
 
 $(O)/obj/tests/bench/%: tests/bench/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	@echo "  CC $<"
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB) $(LIBS) -lzmq -o $@
 
+$(O)/obj/tests/kafka_mock/%: tests/kafka_mock/%.c
+	@mkdir -p $(dir $@)
+	@echo "  CC $<"
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< -lrdkafka -o $@
+
 # Installs only what is missing, so it is quick on a prepared machine.
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
 	done; \
+	command -v npm >/dev/null || missing="$$missing $(NODE_PKGS)"; \
 	if [ -n "$$missing" ]; then \
 	  echo "deps: installing$$missing"; \
 	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
@@ -93,7 +114,7 @@ deps:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	else echo "deps: all Debian packages present"; fi
 
-build-tests: all $(UNIT_TESTS) $(TEST_DRIVERS) $(BENCHES)
+build-tests: all $(UNIT_TESTS) $(TEST_DRIVERS) $(BENCHES) $(KAFKA_TOOLS)
 
 # Recursive calls so that the build starts after deps has installed the
 # libraries it links.
@@ -109,9 +130,18 @@ bench: deps
 	@$(MAKE) --no-print-directory build-tests SANITIZE=
 	@O=. bash tests/bench/run.sh
 
+# A picture of a run without Grafana: make report IOTLAT_REDIS_URL=redis://...
+# IOTLAT_RUN_ID=... reads the run's results once and renders
+# REPORT_DIR/<run>-latency.png with gnuplot.
+REPORT_DIR ?= report
+report: deps
+	@test -n "$$IOTLAT_REDIS_URL" || { echo "make report: set IOTLAT_REDIS_URL (and IOTLAT_RUN_ID)"; exit 2; }
+	@$(MAKE) --no-print-directory $(O)/bin/iotlat-plotter
+	IOTLAT_PLOTTER_ONCE=true IOTLAT_PLOTTER_PNG=$(REPORT_DIR) $(O)/bin/iotlat-plotter
+
 clean:
 	rm -rf bin obj plugins/*.so tests/drivers/*.so build-asan tests/*.tmp
 	rm -rf $(O)/obj
 
-.PHONY: all deps test demo bench clean build-tests
+.PHONY: all deps test demo bench report clean build-tests
 .SECONDARY:

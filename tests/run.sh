@@ -11,6 +11,7 @@ export IL_PLUGIN_DIR=$PWD/$O/plugins
 export IL_TEST_PLUGIN_DIR=$PWD/$O/plugins
 export IL_TEST_DRIVERS_DIR=$PWD/$O/obj/tests/drivers
 export IL_UNIT_DIR=$PWD/$O/obj/tests
+export IL_KAFKA_MOCK=$PWD/$O/obj/tests/kafka_mock/kafka_mock
 # Sanitizer builds: fail on the first report, and leaks count.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
