@@ -30,6 +30,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -97,7 +98,7 @@ static int send_env(pub *p, il_env *e, const char *body, int body_len)
                               sizeof err);
     if (rc) {
         report_error_once(p, err);
-        return -1;
+        return rc;
     }
     return 0;
 }
@@ -142,7 +143,16 @@ static void send_fins(pub *p)
                     .flags = IL_ENV_FIN,
                     .devices = (uint32_t)p->s.devices};
         e.t_intended = il_now_us();
-        if (send_env(p, &e, "{}", 2) == 0)
+        /* An end marker refused because the queue is full is retried until
+         * the grace period ends: without it the subscriber cannot close the
+         * device's books. */
+        int64_t until = il_now_us() + p->c->grace_us;
+        int rc;
+        while ((rc = send_env(p, &e, "{}", 2)) == IOTLAT_EAGAIN && il_now_us() < until) {
+            struct timespec ms = {0, 1000000};
+            nanosleep(&ms, NULL);
+        }
+        if (rc == 0)
             p->fins_sent++;
         else
             p->fin_failed++;

@@ -59,7 +59,7 @@ typedef struct zinst {
 
 static const char *const zmq_options[] = {"BIND",   "CONNECT",          "SNDHWM",
                                           "RCVHWM", "FRAMING",          "WAIT_SUBSCRIBERS",
-                                          "IO_THREADS", NULL};
+                                          "IO_THREADS", "NODROP", NULL};
 
 static void zclose(void *p)
 {
@@ -99,7 +99,7 @@ static int zopen(const iotlat_host *host, int roles, void **out, char *errbuf,
                  size_t errlen)
 {
     char bind[512], connect[512];
-    int connect_set = 0;
+    int connect_set = 0, nodrop = 1;
     long sndhwm, rcvhwm, io_threads, wait_subs;
     int rc, zero = 0, one = 1;
 
@@ -117,7 +117,8 @@ static int zopen(const iotlat_host *host, int roles, void **out, char *errbuf,
         (rc = drv_opt_long(&o, "SNDHWM", 1000000, 0, 1000000000, &sndhwm)) ||
         (rc = drv_opt_long(&o, "RCVHWM", 1000000, 0, 1000000000, &rcvhwm)) ||
         (rc = drv_opt_long(&o, "IO_THREADS", 1, 1, 64, &io_threads)) ||
-        (rc = drv_opt_long(&o, "WAIT_SUBSCRIBERS", 1, 0, 1000000, &wait_subs)))
+        (rc = drv_opt_long(&o, "WAIT_SUBSCRIBERS", 1, 0, 1000000, &wait_subs)) ||
+        (rc = drv_opt_bool(&o, "NODROP", 1, &nodrop)))
         return rc;
 
     zinst *z = calloc(1, sizeof *z);
@@ -143,6 +144,11 @@ static int zopen(const iotlat_host *host, int roles, void **out, char *errbuf,
         /* Verbose: every subscriber's subscription reaches us, not only the
          * first one per topic, so wait_ready() can count subscribers. */
         zmq_setsockopt(z->pub, ZMQ_XPUB_VERBOSE, &one, sizeof one);
+        /* With a full queue, fail the send (counted by the publisher as a
+         * send failure) instead of dropping it silently after reporting
+         * success: what the publisher calls sent was really sent. */
+        if (nodrop)
+            zmq_setsockopt(z->pub, ZMQ_XPUB_NODROP, &one, sizeof one);
         if ((rc = each_endpoint(z->pub, bind, 1, errbuf, errlen))) {
             zclose(z);
             return rc;

@@ -7,11 +7,19 @@
 # same run, and ends with a summary table of figures, ratios and targets.
 # The experiments themselves are driven by tests/bench/bench.py (process
 # handling, report parsing and the rate search read better in Python).
+# Then tests/bench/driver_<name>.sh measures each broker driver against a
+# raw loop of its client library (throughput ratio, p50/p99 at 10 k msg/s).
 # Exit status: 0 when every benchmark ran, missed targets included; 1 when a
 # process crashed, timed out or left a missing or inconsistent report.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export O=${O:-.}
 command -v python3 >/dev/null || { echo "bench: python3 is required" >&2; exit 1; }
-# A whole run takes about three minutes; the limit only stops a hang.
-exec timeout --kill-after=10 600 python3 tests/bench/bench.py
+# The core run takes about three minutes; the limits only stop a hang.
+timeout --kill-after=10 600 python3 tests/bench/bench.py
+# Then each broker driver next to a raw loop of its own client library.
+for d in tests/bench/driver_*.sh; do
+    echo
+    echo "== $(basename "$d" .sh)"
+    timeout --kill-after=10 300 bash "$d"
+done
