@@ -5,6 +5,7 @@
 #   make test       install what is missing, build, run every test
 #   make bench      install what is missing, build, run the benchmarks
 #   make report     pictures of a run (IOTLAT_REDIS_URL, IOTLAT_RUN_ID) in REPORT_DIR
+#   make swarm-local  a stack of compose/ as local processes: STACK=zeromq|nats|mosquitto|redis
 #   make deps       install missing Debian packages (apt-get, as root)
 #   SANITIZE=1      build into build-asan/ with AddressSanitizer + UBSan
 
@@ -53,12 +54,21 @@ DEB_PKGS := gcc make libc6-dev pkg-config libzmq3-dev libuv1-dev libcmocka-dev \
             redis-server mosquitto mosquitto-clients nats-server rabbitmq-server openssl \
             python3 procps iproute2 \
             libmicrohttpd-dev libcurl4-openssl-dev libcjson-dev gnuplot-nox prometheus \
-            python3-yaml
+            python3-yaml curl
 # The dashboard test type-checks with packages from npm; Node.js and npm are
 # installed from Debian only where no npm is on PATH (a Node.js from
 # elsewhere brings its own npm, which Debian's npm package would conflict
 # with).
 NODE_PKGS := nodejs npm
+# Deployment validation (tests/integration/test_deploy_*.sh): docker-compose
+# for `docker-compose config`, shellcheck for the scripts (python3-yaml,
+# above, serves make swarm-local too).  kubectl comes from Debian's
+# kubernetes-client only where no kubectl is on PATH (google-cloud-cli's
+# kubectl owns /usr/bin/kubectl and conflicts with it); k8s/ needs kustomize
+# v5 (kubectl 1.27+), newer than Debian 12's 1.20, and `docker stack config`
+# needs docker CLI 23+, newer than Debian 12's docker.io: the test says so
+# when they are too old.
+DEB_PKGS += docker-compose shellcheck
 
 Q := @
 all: $(BINS) $(PLUGINS)
@@ -107,6 +117,7 @@ deps:
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
 	done; \
 	command -v npm >/dev/null || missing="$$missing $(NODE_PKGS)"; \
+	command -v kubectl >/dev/null || missing="$$missing kubernetes-client"; \
 	if [ -n "$$missing" ]; then \
 	  echo "deps: installing$$missing"; \
 	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
@@ -138,6 +149,16 @@ report: deps
 	@test -n "$$IOTLAT_REDIS_URL" || { echo "make report: set IOTLAT_REDIS_URL (and IOTLAT_RUN_ID)"; exit 2; }
 	@$(MAKE) --no-print-directory $(O)/bin/iotlat-plotter
 	IOTLAT_PLOTTER_ONCE=true IOTLAT_PLOTTER_PNG=$(REPORT_DIR) $(O)/bin/iotlat-plotter
+
+# The services of a compose/ stack as local processes, with the replica
+# counts and environment the files declare, against local servers from
+# Debian's packages (tests/deploy/swarm_local.py; ARGS for its options, e.g.
+# ARGS="--stand-in emqx=mosquitto" or ARGS="--replicas publisher=5").
+STACK ?= zeromq
+swarm-local: deps
+	@$(MAKE) --no-print-directory all
+	@/usr/bin/python3 tests/deploy/swarm_local.py --stack $(STACK) --bin-dir $(O)/bin --plugin-dir $(O)/plugins $(ARGS)
+.PHONY: swarm-local
 
 clean:
 	rm -rf bin obj plugins/*.so tests/drivers/*.so build-asan tests/*.tmp

@@ -181,10 +181,135 @@ typedef struct opt {
 #define PUB IL_ROLE_PUBLISHER
 #define TRA IL_ROLE_TRANSFORMER
 #define SUB IL_ROLE_SUBSCRIBER
+#define PLOT IL_ROLE_PLOTTER
 
 static const char *const encodings[] = {"json", "binary", NULL};
 static const char *const levels[] = {"error", "warn", "info", "debug", NULL};
 static const char *const claims[] = {"none", "publisher", "transformer", NULL};
+
+/* ---- checks of plotter values that a type alone cannot express ---------- */
+
+/* IOTLAT_PLOTTER_LISTEN: none, host:port or [v6-address]:port. */
+static int check_listen(const char *v, char *why, size_t len)
+{
+    if (strcmp(v, "none") == 0)
+        return 0;
+    const char *colon = strrchr(v, ':');
+    if (!colon || colon == v || (v[0] == '[' && colon[-1] != ']')) {
+        snprintf(why, len, "no host:port");
+        return -1;
+    }
+    char *end;
+    errno = 0;
+    long port = strtol(colon + 1, &end, 10);
+    if (errno || end == colon + 1 || *end || port < 1 || port > 65535) {
+        snprintf(why, len, "the port must be a number from 1 to 65535");
+        return -1;
+    }
+    return 0;
+}
+
+/* IOTLAT_PLOTTER_TOPICS: all, none, or how many topics get their own series. */
+static int check_topics(const char *v, char *why, size_t len)
+{
+    int64_t n;
+    if (strcmp(v, "all") == 0 || strcmp(v, "none") == 0)
+        return 0;
+    if (il_parse_int(v, &n) || n < 1 || n > 1000000) {
+        snprintf(why, len, "not all, none or a count");
+        return -1;
+    }
+    return 0;
+}
+
+/* A value that is no duration at all is left to the type's own message. */
+static int check_interval(const char *v, char *why, size_t len)
+{
+    int64_t us;
+    if (il_parse_duration_us(v, &us) == 0 && us < 10000) {
+        snprintf(why, len, "shorter than 10ms");
+        return -1;
+    }
+    return 0;
+}
+
+static int check_http_url(const char *v, char *why, size_t len)
+{
+    const char *host = strncmp(v, "http://", 7) == 0    ? v + 7
+                       : strncmp(v, "https://", 8) == 0 ? v + 8
+                                                        : NULL;
+    if (!host || !*host || *host == '/') {
+        snprintf(why, len, "not an http:// or https:// URL with a host");
+        return -1;
+    }
+    return 0;
+}
+
+/* Elasticsearch refuses index names with upper case, these characters, or a
+ * leading -, _ or +; saying so at start beats a 400 on every request. */
+static int check_es_index(const char *v, char *why, size_t len)
+{
+    if (strchr("-_+", v[0]) || strlen(v) > 255) {
+        snprintf(why, len, "starts with -, _ or + or is longer than 255 bytes");
+        return -1;
+    }
+    for (const char *p = v; *p; p++)
+        if (isupper((unsigned char)*p) || strchr("\\/*?\"<>| ,#:", *p)) {
+            snprintf(why, len, "'%c' is not allowed in an index name", *p);
+            return -1;
+        }
+    return 0;
+}
+
+/* A file to append to: "-" (stdout) or a path in a writable directory. */
+static int check_out_file(const char *v, char *why, size_t len)
+{
+    char dir[4096];
+    if (strcmp(v, "-") == 0)
+        return 0;
+    snprintf(dir, sizeof dir, "%s", v);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        dir[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
+    if (access(dir, W_OK) != 0) {
+        snprintf(why, len, "directory %s is not writable (%s)", dir, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* A directory that exists and is writable, or can be made in one that is. */
+static int check_out_dir(const char *v, char *why, size_t len)
+{
+    char parent[4096];
+    if (access(v, W_OK) == 0)
+        return 0;
+    if (errno != ENOENT) {
+        snprintf(why, len, "not writable (%s)", strerror(errno));
+        return -1;
+    }
+    snprintf(parent, sizeof parent, "%s", v);
+    size_t n = strlen(parent);
+    while (n > 1 && parent[n - 1] == '/')
+        parent[--n] = '\0';
+    char *slash = strrchr(parent, '/');
+    if (slash == parent)
+        parent[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    else
+        snprintf(parent, sizeof parent, ".");
+    if (access(parent, W_OK) != 0) {
+        snprintf(why, len, "it does not exist and %s is not writable (%s)", parent,
+                 strerror(errno));
+        return -1;
+    }
+    return 0;
+}
 
 static const opt options[] = {
     {"IOTLAT_DRIVER", IL_ROLE_ALL, T_STR, OFF(driver), "zeromq",
@@ -237,7 +362,7 @@ static const opt options[] = {
      "transformer: the action template from a file", "open-gate.json", 0, 0, NULL, 0},
     {"IOTLAT_REPORT_JSON", IL_ROLE_ALL, T_STR, OFF(report_json), NULL,
      "write the final report as JSON to this path", "/tmp/report.json", 0, 0, NULL, 0},
-    {"IOTLAT_RUN_ID", IL_ROLE_ALL, T_STR, OFF(run_id), "default",
+    {"IOTLAT_RUN_ID", IL_ROLE_ALL | PLOT, T_STR, OFF(run_id), "default",
      "names the run in reports and prefixes its Redis keys (iotlat:<run>:); "
      "replicas of one test share it",
      "mec-kafka-01", 0, 0, NULL, 0},
@@ -248,7 +373,7 @@ static const opt options[] = {
     {"IOTLAT_SEED", PUB | TRA, T_INT, OFF(seed), "1",
      "seed of the template random generator (runs are reproducible)", "42", 0,
      9.2e18, NULL, 0},
-    {"IOTLAT_PROGRESS", IL_ROLE_ALL, T_DURATION, OFF(progress_us), "1s",
+    {"IOTLAT_PROGRESS", IL_ROLE_ALL | PLOT, T_DURATION, OFF(progress_us), "1s",
      "interval of the live progress line on stderr, 0 = off", "5s", 0, 3600, NULL, 0},
     {"IOTLAT_WAIT_READY", PUB | TRA, T_DURATION, OFF(wait_ready_us), "5s",
      "how long to wait for the path downstream to be ready (brokerless drivers: "
@@ -258,16 +383,19 @@ static const opt options[] = {
      "busy-wait this long before each due message instead of sleeping: the "
      "kernel wakes a sleeper tens of us late, a spin is on time but costs CPU",
      "100us", 0, 0.01, NULL, 0},
-    {"IOTLAT_GRACE", IL_ROLE_ALL, T_DURATION, OFF(grace_us), "2s",
-     "after the end: how long to wait for messages still in flight", "5s", 0, 3600,
+    {"IOTLAT_GRACE", IL_ROLE_ALL | PLOT, T_DURATION, OFF(grace_us), "2s",
+     "after the end: how long to wait for messages still in flight (plotter: to "
+     "deliver queued Elasticsearch documents)",
+     "5s", 0, 3600,
      NULL, 0},
     {"IOTLAT_STOP_AT_END", SUB | TRA, T_BOOL, OFF(stop_at_end), "true",
      "stop once every publisher seen has sent its end markers", "false", 0, 0, NULL, 0},
-    {"IOTLAT_LOG_LEVEL", IL_ROLE_ALL, T_ENUM, OFF(log_level), "info",
+    {"IOTLAT_LOG_LEVEL", IL_ROLE_ALL | PLOT, T_ENUM, OFF(log_level), "info",
      "error, warn, info or debug", "debug", 0, 0, levels, 0},
-    {"IOTLAT_REDIS_URL", IL_ROLE_ALL, T_STR, OFF(redis_url), NULL,
+    {"IOTLAT_REDIS_URL", IL_ROLE_ALL | PLOT, T_STR, OFF(redis_url), NULL,
      "results and coordination store, redis://[[user]:password@]host[:port][/db]; "
-     "unset = standalone (secret: may be given as IOTLAT_REDIS_URL_FILE)",
+     "unset = standalone (the plotter needs it) (secret: may be given as "
+     "IOTLAT_REDIS_URL_FILE)",
      "redis://:s3cret@redis:6379/0", 0, 0, NULL, 1},
     {"IOTLAT_CLAIM", TRA | SUB, T_ENUM, OFF(claim), "none",
      "with Redis: take the topic from the pool instead of IOTLAT_TOPIC / "
@@ -294,8 +422,66 @@ static const opt options[] = {
      "200us", 0, 3600, NULL, 0},
     {"IOTLAT_MAX_MESSAGE", PUB | TRA, T_INT, OFF(max_message), "65536",
      "largest message in bytes (envelope + body)", "1M", 256, 64e6, NULL, 0},
+    {"IOTLAT_PLOTTER_INTERVAL", PLOT, T_DURATION, OFF(plotter_interval_us), "1s",
+     "how often the plotter reads new results from Redis", "5s", 0.01, 3600, NULL, 0},
+    {"IOTLAT_PLOTTER_LISTEN", PLOT, T_STR, OFF(plotter_listen), "127.0.0.1:9464",
+     "address of the Prometheus endpoint /metrics (host:port, [v6]:port), or none",
+     "0.0.0.0:9464", 0, 0, NULL, 0},
+    {"IOTLAT_PLOTTER_TOPICS", PLOT, T_STR, OFF(plotter_topics), "100",
+     "topics that get their own Prometheus series (the first N seen, all, or none); "
+     "the series of all topics together (topic=\"_all\") always exist",
+     "all", 0, 0, NULL, 0},
+    {"IOTLAT_PLOTTER_NDJSON", PLOT, T_STR, OFF(plotter_ndjson), NULL,
+     "append one ECS JSON document per topic per second to this file (- = stdout), "
+     "for Filebeat",
+     "/var/log/iotlat/latency.ndjson", 0, 0, NULL, 0},
+    {"IOTLAT_PLOTTER_ES_URL", PLOT, T_STR, OFF(plotter_es_url), NULL,
+     "Elasticsearch URL: the documents are also POSTed to its _bulk API, retried "
+     "until accepted (secret: may be given as IOTLAT_PLOTTER_ES_URL_FILE)",
+     "http://elastic:s3cret@es:9200", 0, 0, NULL, 1},
+    {"IOTLAT_PLOTTER_ES_INDEX", PLOT, T_STR, OFF(plotter_es_index), "iotlat-latency",
+     "Elasticsearch index (or data stream) the documents go to", "metrics-iotlat", 0, 0,
+     NULL, 0},
+    {"IOTLAT_PLOTTER_ES_QUEUE", PLOT, T_INT, OFF(plotter_es_queue), "100000",
+     "documents kept while Elasticsearch does not accept them (older ones are kept, "
+     "newer ones dropped and counted)",
+     "1M", 1, 100000000, NULL, 0},
+    {"IOTLAT_PLOTTER_PNG", PLOT, T_STR, OFF(plotter_png), NULL,
+     "directory where the plotter renders latency-over-time and distribution "
+     "pictures with gnuplot when it stops",
+     "report", 0, 0, NULL, 0},
+    {"IOTLAT_PLOTTER_ONCE", PLOT, T_BOOL, OFF(plotter_once), "false",
+     "read the run's results once, write the documents and pictures, and exit "
+     "(no /metrics endpoint)",
+     "true", 0, 0, NULL, 0},
 };
 #define NOPTS (sizeof options / sizeof options[0])
+
+/* Checks beyond an option's type (0, or -1 with the reason in why), and the
+ * text then saying what is accepted; kept beside the table so that its rows
+ * stay short. */
+static const struct opt_check {
+    const char *var;
+    int (*check)(const char *v, char *why, size_t len);
+    const char *accepts;
+} checks[] = {
+    {"IOTLAT_PLOTTER_INTERVAL", check_interval,
+     "a duration from 10ms to 3600s such as 500ms, 1s, 5s"},
+    {"IOTLAT_PLOTTER_LISTEN", check_listen, "host:port with a port from 1 to 65535, or none"},
+    {"IOTLAT_PLOTTER_TOPICS", check_topics, "all, none or a count from 1 to 1000000"},
+    {"IOTLAT_PLOTTER_NDJSON", check_out_file, "- or a path in a writable directory"},
+    {"IOTLAT_PLOTTER_ES_URL", check_http_url, "an http:// or https:// URL"},
+    {"IOTLAT_PLOTTER_ES_INDEX", check_es_index, "a lower-case index name"},
+    {"IOTLAT_PLOTTER_PNG", check_out_dir, "a writable directory"},
+};
+
+static const struct opt_check *check_of(const opt *o)
+{
+    for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++)
+        if (strcmp(checks[i].var, o->var) == 0)
+            return &checks[i];
+    return NULL;
+}
 
 /* Variable prefixes that belong to drivers (checked by the driver itself). */
 static const char *const driver_prefixes[] = {"IOTLAT_ZEROMQ_", "IOTLAT_KAFKA_",
@@ -305,7 +491,10 @@ static const char *const driver_prefixes[] = {"IOTLAT_ZEROMQ_", "IOTLAT_KAFKA_",
 static const char *role_names(int roles)
 {
     switch (roles) {
+    /* "all" means the three measuring binaries; the plotter is named. */
     case IL_ROLE_ALL: return "all";
+    case IL_ROLE_ALL | PLOT: return "all, plotter";
+    case PLOT: return "plotter";
     case PUB: return "publisher";
     case TRA: return "transformer";
     case SUB: return "subscriber";
@@ -328,6 +517,11 @@ static void flag_of(const opt *o, char *buf, size_t len)
 
 static void accepted(const opt *o, char *buf, size_t len)
 {
+    const struct opt_check *ck = check_of(o);
+    if (ck) {
+        snprintf(buf, len, "%s", ck->accepts);
+        return;
+    }
     switch (o->type) {
     case T_INT:
         snprintf(buf, len, "an integer from %.0f to %.0f (k/M/G suffixes allowed)",
@@ -372,6 +566,12 @@ static void set_value(il_config *c, const opt *o, const char *v)
     char *field = (char *)c + o->off;
     int64_t i;
     double d;
+    char why[256];
+    /* Only for the binaries that use the option: a shared environment (one
+     * ConfigMap for every pod) may name a file only the plotter's has. */
+    const struct opt_check *ck = check_of(o);
+    if (ck && (o->roles & c->role) && *v && ck->check(v, why, sizeof why))
+        die_bad(c, o, v, why);
     switch (o->type) {
     case T_STR:
         if (!*v)

@@ -25,7 +25,8 @@
 #define IL_ROLE_PUBLISHER 0x1
 #define IL_ROLE_TRANSFORMER 0x2
 #define IL_ROLE_SUBSCRIBER 0x4
-#define IL_ROLE_ALL 0x7
+#define IL_ROLE_ALL 0x7 /* the three measuring binaries, not the plotter */
+#define IL_ROLE_PLOTTER 0x8 /* reads results from Redis; measures nothing */
 
 #define IL_CONFIG_EXIT_USAGE 2 /* exit status for every configuration error */
 
@@ -69,6 +70,15 @@ typedef struct il_config {
     int claim;             /* IOTLAT_CLAIM: IL_CLAIM_* */
     char *advertise_host;  /* IOTLAT_ADVERTISE_HOST */
     int64_t clock_warn_us; /* IOTLAT_CLOCK_WARN */
+    int64_t plotter_interval_us; /* IOTLAT_PLOTTER_INTERVAL: Redis poll period */
+    char *plotter_listen;  /* IOTLAT_PLOTTER_LISTEN: host:port of /metrics, or none */
+    char *plotter_topics;  /* IOTLAT_PLOTTER_TOPICS: all, none or a count */
+    char *plotter_ndjson;  /* IOTLAT_PLOTTER_NDJSON: ELK documents, path or - */
+    char *plotter_es_url;  /* IOTLAT_PLOTTER_ES_URL (secret: may be _FILE) */
+    char *plotter_es_index; /* IOTLAT_PLOTTER_ES_INDEX */
+    int64_t plotter_es_queue; /* IOTLAT_PLOTTER_ES_QUEUE: documents kept unsent */
+    char *plotter_png;     /* IOTLAT_PLOTTER_PNG: directory for gnuplot pictures */
+    int plotter_once;      /* IOTLAT_PLOTTER_ONCE: read what is there, then exit */
 } il_config;
 
 /* Parse environment and argv for `role`.  --help prints usage and exits 0,

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# compose/common.yml + compose/redis.yml run as local processes by
+# tests/deploy/swarm_local.py (what `make swarm-local STACK=redis` does):
+# the Redis streams stack (a second redis-server as the message path,
+# read in a consumer group).
+# 3 publishers, 3 transformers and 3 subscribers pair up through Redis
+# claims; every message is accounted for (tests/deploy/swarm_local_check.sh).
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../deploy/swarm_local_check.sh"
+swarm_local_check redis redis
