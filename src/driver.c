@@ -221,7 +221,7 @@ int64_t il_driver_outage_us(const il_driver *d, int64_t now_us)
 
 int il_driver_setup(il_driver *d, const char *name, const char *plugin_dir, int roles)
 {
-    char err[512] = "";
+    char err[2048] = ""; /* room for a driver's list of accepted options */
     int rc = il_driver_load(d, name, plugin_dir, err, sizeof err);
     if (rc) {
         il_log(IL_LOG_ERROR, "%s", err);
