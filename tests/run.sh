@@ -21,15 +21,15 @@ printf 'leak:libcrypto.so\nleak:libssl.so\n' >"$LSAN_SUPP"
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$LSAN_SUPP:print_suppressions=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 LOGDIR=$(mktemp -d /tmp/iotlat-tests.XXXXXX)
-passed=0 failed=0 failures=()
 
-run() { # name, command...
+run() { # name, command...: prints a line, leaves the verdict in $LOGDIR
     local name=$1; shift
     local log="$LOGDIR/${name//\//_}.log" start=$SECONDS
     if timeout 600 "$@" >"$log" 2>&1; then
-        passed=$((passed + 1)); printf 'PASS %-40s %3ds\n' "$name" $((SECONDS - start))
+        echo pass >"$log.verdict"
+        printf 'PASS %-40s %3ds\n' "$name" $((SECONDS - start))
     else
-        failed=$((failed + 1)); failures+=("$name")
+        echo fail >"$log.verdict"
         printf 'FAIL %-40s %3ds (log: %s)\n' "$name" $((SECONDS - start)) "$log"
         tail -n 40 "$log" | sed 's/^/    | /'
     fi
@@ -39,12 +39,29 @@ for t in "$IL_UNIT_DIR"/test_*; do
     [ -x "$t" ] || continue
     run "unit/$(basename "$t")" "$t"
 done
+# Integration tests run IL_TEST_JOBS at a time (each picks its own free
+# ports and work directory); the heaviest ones, which start dozens of
+# processes, run alone at the end.
+JOBS=${IL_TEST_JOBS:-2}
+SOLO="test_store_replicas test_store_replicas_nats"
+running=0
 for t in tests/integration/test_*.sh; do
-    [ -f "$t" ] || continue
-    run "integration/$(basename "$t" .sh)" bash "$t"
+    n=$(basename "$t" .sh)
+    case " $SOLO " in *" $n "*) continue ;; esac
+    run "integration/$n" bash "$t" &
+    running=$((running + 1))
+    if [ "$running" -ge "$JOBS" ]; then wait -n; running=$((running - 1)); fi
+done
+wait
+for n in $SOLO; do
+    [ -f "tests/integration/$n.sh" ] && run "integration/$n" bash "tests/integration/$n.sh"
 done
 
+passed=$(grep -l '^pass$' "$LOGDIR"/*.verdict 2>/dev/null | wc -l)
+failed=$(grep -l '^fail$' "$LOGDIR"/*.verdict 2>/dev/null | wc -l)
 echo
-if [ $failed -gt 0 ]; then printf 'failed: %s\n' "${failures[@]}"; fi
+if [ "$failed" -gt 0 ]; then
+    echo "failed:"; grep -l '^fail$' "$LOGDIR"/*.verdict | sed 's#.*/#  #; s#\.log\.verdict$##'
+fi
 echo "$passed passed, $failed failed"
-[ $failed -eq 0 ] && [ $passed -gt 0 ]
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
