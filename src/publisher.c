@@ -48,6 +48,7 @@ typedef struct pub {
     uint32_t pub_id;
     uv_loop_t *loop;
     uv_timer_t tick, progress, ender;
+    uv_idle_t soon; /* runs the next tick after one turn of the loop */
     uv_signal_t sigint, sigterm;
     uv_poll_t rt_poll;
     int rt_fd;
@@ -162,6 +163,7 @@ static void send_fins(pub *p)
 static void stop_loop(pub *p)
 {
     uv_timer_stop(&p->tick);
+    uv_idle_stop(&p->soon);
     uv_timer_stop(&p->progress);
     uv_timer_stop(&p->ender);
     uv_signal_stop(&p->sigint);
@@ -200,6 +202,7 @@ static void finish(pub *p)
     p->finishing = 1;
     p->t_end_send = il_now_us();
     uv_timer_stop(&p->tick);
+    uv_idle_stop(&p->soon);
     send_fins(p);
     if (p->d.vt->flush(p->d.inst, (int)(p->c->grace_us / 1000), err, sizeof err))
         il_log(IL_LOG_WARN, "flush: %s", err);
@@ -207,20 +210,36 @@ static void finish(pub *p)
     uv_timer_start(&p->ender, ender_cb, 0, 5);
 }
 
-static void tick_cb(uv_timer_t *t);
+static void tick(pub *p);
 
+static void tick_cb(uv_timer_t *t) { tick(t->data); }
+
+static void soon_cb(uv_idle_t *h)
+{
+    uv_idle_stop(h);
+    tick(h->data);
+}
+
+/* Schedule the next tick.  When the next message is due now (the publisher
+ * is behind, or messages are closer than a millisecond), an idle handle runs
+ * it after one full turn of the loop: a 0 ms timer would be run again by
+ * libuv within the same timer phase, starving signals and received
+ * messages for as long as the publisher stays behind. */
 static void arm(pub *p)
 {
     int64_t next = il_sched_next_time(&p->s);
     int64_t wait = next - il_now_us();
     uint64_t ms = wait > PRECISE_US ? (uint64_t)(wait - PRECISE_US / 2) / 1000 : 0;
+    if (ms == 0) {
+        uv_idle_start(&p->soon, soon_cb);
+        return;
+    }
     uv_update_time(p->loop);
     uv_timer_start(&p->tick, tick_cb, ms, 0);
 }
 
-static void tick_cb(uv_timer_t *t)
+static void tick(pub *p)
 {
-    pub *p = t->data;
     int64_t now = il_now_us();
     int64_t next = il_sched_next_time(&p->s);
     uint32_t dev;
@@ -505,6 +524,8 @@ int il_publisher_run(const il_config *c)
 
     p->loop = uv_default_loop();
     uv_timer_init(p->loop, &p->tick);
+    uv_idle_init(p->loop, &p->soon);
+    p->soon.data = p;
     uv_timer_init(p->loop, &p->progress);
     uv_timer_init(p->loop, &p->ender);
     uv_signal_init(p->loop, &p->sigint);
@@ -539,6 +560,7 @@ int il_publisher_run(const il_config *c)
     rc = p->exit_status;
 
     uv_close((uv_handle_t *)&p->tick, NULL);
+    uv_close((uv_handle_t *)&p->soon, NULL);
     uv_close((uv_handle_t *)&p->progress, NULL);
     uv_close((uv_handle_t *)&p->ender, NULL);
     uv_close((uv_handle_t *)&p->sigint, NULL);
