@@ -683,8 +683,17 @@ int mq_conn_wait_up(mq_inst *mi, mq_conn **conns, long n, int64_t deadline,
     for (;;) {
         /* Connections come up roughly in queue order: skip the prefix that
          * is up instead of rescanning it at every wake-up. */
+        long before = next;
         while (next < n && conns[next]->state == MQ_UP)
             next++;
+        /* While connections keep coming up the wait goes on: a ramp slower
+         * than IOTLAT_MQTT_CONNECT_RATE (Paho connects more slowly than
+         * asked at thousands of devices) is not a failure; only
+         * IOTLAT_MQTT_CONNECT_TIMEOUT without any progress is. */
+        if (next > before && mq_mono_us() + mi->connect_timeout * 1000000 > deadline) {
+            deadline = mq_mono_us() + mi->connect_timeout * 1000000;
+            abs_deadline(deadline, &ts);
+        }
         for (long i = next; i < n && !failed; i++)
             if (conns[i]->state == MQ_FAILED)
                 failed = conns[i];
