@@ -752,3 +752,17 @@ int il_env_format_iso8601(int64_t us, char *out, size_t cap)
     put_num(out + 20, rem % 1000000, 6);
     return 27;
 }
+
+int il_env_device_key(uint32_t dev, char *out)
+{
+    char tmp[10];
+    int n = 0;
+    /* Per message on the send path: no snprintf. */
+    do
+        tmp[n++] = (char)('0' + dev % 10);
+    while ((dev /= 10));
+    for (int i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    out[n] = '\0';
+    return n;
+}

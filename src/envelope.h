@@ -100,6 +100,11 @@ int il_env_add_hop(const uint8_t *msg, size_t len, int64_t t_hop,
                    const char *new_body, size_t new_body_len, uint8_t *out,
                    size_t cap);
 
+/* The routing key of a device: its index in decimal, NUL-terminated, in a
+ * buffer of at least 11 bytes.  Equal keys keep their order in partitioned
+ * brokers.  Returns the length. */
+int il_env_device_key(uint32_t dev, char *out);
+
 /* Parse ISO-8601 "YYYY-MM-DDTHH:MM:SS[.ffffff][Z|+hh:mm|-hh:mm]" (space also
  * accepted for 'T'; 0..9 fraction digits) into us since the epoch.  Returns 0
  * or IL_ENV_EMALFORMED. */

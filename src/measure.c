@@ -65,30 +65,36 @@ static void on_fin(il_meas *m, const il_env *e)
 void il_meas_message(il_meas *m, const void *data, size_t len, int64_t t_recv)
 {
     il_env e;
+    int ok = il_env_decode(data, len, &e, NULL, NULL) == 0;
+    il_meas_envelope(m, ok ? &e : NULL, t_recv);
+}
+
+void il_meas_envelope(il_meas *m, const il_env *e, int64_t t_recv)
+{
     m->received_cur++;
     if (!m->first_us)
         m->first_us = t_recv;
     m->last_us = t_recv;
-    if (il_env_decode(data, len, &e, NULL, NULL) != 0) {
+    if (!e) {
         m->malformed++;
         m->malformed_cur++;
         return;
     }
-    if (e.flags & IL_ENV_FIN) {
+    if (e->flags & IL_ENV_FIN) {
         m->received_cur--; /* markers are not messages */
-        on_fin(m, &e);
+        on_fin(m, e);
         if (!m->all_ended_us && il_meas_all_ended(m))
             m->all_ended_us = t_recv;
         return;
     }
-    if (e.flags & IL_ENV_SEED) {
+    if (e->flags & IL_ENV_SEED) {
         /* The old tool's messages carry a time but no identity: they give
          * latency, and nothing to account loss with. */
         m->untracked++;
-        il_hist_record(&m->lat.cur, t_recv - e.t_intended);
+        il_hist_record(&m->lat.cur, t_recv - e->t_intended);
         return;
     }
-    int r = il_seq_record(&m->seq, e.pub, e.dev, e.seq);
+    int r = il_seq_record(&m->seq, e->pub, e->dev, e->seq);
     if (r < 0) {
         m->malformed++;
         m->malformed_cur++;
@@ -98,19 +104,19 @@ void il_meas_message(il_meas *m, const void *data, size_t len, int64_t t_recv)
      * the latency of that message; only first arrivals are recorded. */
     if (r == IL_SEQ_DUPLICATE || r == IL_SEQ_STALE)
         return;
-    il_hist_record(&m->lat.cur, t_recv - e.t_intended);
-    il_hist_record(&m->svc.cur, t_recv - e.t_sent);
-    il_hist_record(&m->lag.cur, e.t_sent - e.t_intended);
-    if (e.nhops) {
-        int64_t prev = e.t_sent;
-        uint32_t n = e.nhops < IL_MEAS_SEGMENTS - 1 ? e.nhops : IL_MEAS_SEGMENTS - 1;
+    il_hist_record(&m->lat.cur, t_recv - e->t_intended);
+    il_hist_record(&m->svc.cur, t_recv - e->t_sent);
+    il_hist_record(&m->lag.cur, e->t_sent - e->t_intended);
+    if (e->nhops) {
+        int64_t prev = e->t_sent;
+        uint32_t n = e->nhops < IL_MEAS_SEGMENTS - 1 ? e->nhops : IL_MEAS_SEGMENTS - 1;
         for (uint32_t i = 0; i < n; i++) {
-            il_hist_record(&m->seg[i].cur, e.t_hop[i] - prev);
-            prev = e.t_hop[i];
+            il_hist_record(&m->seg[i].cur, e->t_hop[i] - prev);
+            prev = e->t_hop[i];
         }
-        il_hist_record(&m->seg[n].cur, t_recv - e.t_hop[e.nhops - 1]);
-        if (e.nhops > m->max_hops)
-            m->max_hops = e.nhops;
+        il_hist_record(&m->seg[n].cur, t_recv - e->t_hop[e->nhops - 1]);
+        if (e->nhops > m->max_hops)
+            m->max_hops = e->nhops;
     }
 }
 

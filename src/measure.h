@@ -22,6 +22,7 @@
 #ifndef IL_MEASURE_H
 #define IL_MEASURE_H
 
+#include "envelope.h"
 #include "histogram.h"
 #include "seqtrack.h"
 
@@ -67,6 +68,10 @@ void il_meas_free(il_meas *m);
 
 /* Account one received message.  t_recv_us is its receive time. */
 void il_meas_message(il_meas *m, const void *data, size_t len, int64_t t_recv_us);
+
+/* The same for a caller that decoded the message itself: e is its
+ * envelope, or NULL when it did not decode (counted as malformed). */
+void il_meas_envelope(il_meas *m, const il_env *e, int64_t t_recv_us);
 
 /* Close the interval: merge every cur into its total and clear cur. */
 void il_meas_roll(il_meas *m);

@@ -76,17 +76,7 @@ static int send_env(pub *p, il_env *e, const char *body, int body_len)
 {
     char err[256];
     char key[12];
-    int klen = 0;
-    uint32_t v = e->dev;
-    /* Decimal device key without snprintf: equal keys keep their order in
-     * partitioned brokers. */
-    char tmp[12];
-    do
-        tmp[klen++] = (char)('0' + v % 10);
-    while ((v /= 10));
-    for (int i = 0; i < klen; i++)
-        key[i] = tmp[klen - 1 - i];
-    key[klen] = '\0';
+    il_env_device_key(e->dev, key);
 
     e->t_sent = il_now_us();
     int len = il_env_encode(p->enc, e, body, (size_t)body_len, (uint8_t *)p->msg,

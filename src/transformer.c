@@ -38,11 +38,13 @@ static void on_message(void *ud, const char *topic, const void *data, size_t len
     (void)topic;
     if (!t_recv)
         t_recv = il_now_us();
-    il_meas_message(t->m, data, len, t_recv);
+    /* Decoded once, for both the input's accounting and the action. */
     if (il_env_decode(data, len, &e, NULL, NULL) != 0) {
-        t->dropped++; /* counted as malformed by il_meas_message */
+        il_meas_envelope(t->m, NULL, t_recv);
+        t->dropped++;
         return;
     }
+    il_meas_envelope(t->m, &e, t_recv);
     if (t->action && !(e.flags & IL_ENV_FIN)) {
         body_len = il_payload_render(t->action, e.dev, e.seq, e.t_intended, t->body,
                                      t->body_cap);
@@ -55,7 +57,7 @@ static void on_message(void *ud, const char *topic, const void *data, size_t len
         t->dropped++;
         return;
     }
-    snprintf(key, sizeof key, "%u", e.dev);
+    il_env_device_key(e.dev, key);
     if (t->d.vt->publish(t->d.inst, t->out_topic, key, t->out, (size_t)n, err,
                          sizeof err) == 0) {
         t->forwarded++;
