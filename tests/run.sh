@@ -41,9 +41,10 @@ for t in "$IL_UNIT_DIR"/test_*; do
 done
 # Integration tests run IL_TEST_JOBS at a time (each picks its own free
 # ports and work directory); the heaviest ones, which start dozens of
-# processes, run alone at the end.
+# processes or depend on a consumer-group rebalance finishing in time (the
+# Kafka mock cluster), run alone at the end.
 JOBS=${IL_TEST_JOBS:-2}
-SOLO="test_store_replicas test_store_replicas_nats"
+SOLO="test_store_replicas test_store_replicas_nats test_kafka_group"
 running=0
 for t in tests/integration/test_*.sh; do
     n=$(basename "$t" .sh)
